@@ -1,0 +1,115 @@
+"""Register the candidate model and point the environment's alias at it.
+
+Register refuses a run whose validation and benchmark tags are not both ``true``, so a
+model that failed a gate is never registered, even when the step is run by hand.
+Re-running it for the same run reuses the version it created before instead of adding a
+second one, which makes the step safe to retry after a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from mlship.benchmark import TAG_PASSED as TAG_BENCHMARK_PASSED
+from mlship.config import load_config
+from mlship.errors import GateFailedError, NotFoundError
+from mlship.outputs import write_value
+from mlship.tracking import check_server
+from mlship.train import MODEL_ARTIFACT, TAG_DATA_HASH, TAG_GIT_COMMIT
+from mlship.validate_model import TAG_ENVIRONMENT as TAG_VALIDATED_ENVIRONMENT
+from mlship.validate_model import TAG_PASSED as TAG_VALIDATION_PASSED
+
+log = logging.getLogger(__name__)
+
+
+def _version_tags(run: mlflow.entities.Run) -> dict[str, str]:
+    """Tags copied onto the model version: provenance and the held-out metrics, as strings."""
+    tags = {
+        "run_id": run.info.run_id,
+        "git_commit": run.data.tags.get(TAG_GIT_COMMIT, "unknown"),
+        "data_hash": run.data.tags.get(TAG_DATA_HASH, "unknown"),
+        "validated_environment": run.data.tags.get(TAG_VALIDATED_ENVIRONMENT, ""),
+    }
+    for name, value in run.data.metrics.items():
+        if name.startswith("test_"):
+            tags[f"metric.{name.removeprefix('test_')}"] = f"{value:.6f}"
+    return tags
+
+
+def existing_version(client: mlflow.MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """Return the oldest version of ``name`` created from ``run_id``, if there is one."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(versions, key=lambda version: int(version.version)) if versions else None
+
+
+def ensure_registered_model(client: mlflow.MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name, description="Registered by mlship.")
+        log.info("created registered model %s", name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def require_passed_gates(run: mlflow.entities.Run) -> None:
+    tags = run.data.tags
+    failed = [tag for tag in (TAG_VALIDATION_PASSED, TAG_BENCHMARK_PASSED) if tags.get(tag) != "true"]
+    if failed:
+        found = ", ".join(f"{tag}={tags.get(tag, '(missing)')}" for tag in failed)
+        raise GateFailedError(
+            f"run {run.info.run_id} has not passed its gates ({found}); run validate-model and "
+            "benchmark on it first, a model that failed them is never registered"
+        )
+
+
+def register_run(client: mlflow.MlflowClient, name: str, alias: str, run_id: str) -> ModelVersion:
+    """Create (or reuse) the version for ``run_id`` and set ``alias`` on it."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise NotFoundError(f"run {run_id} not found in MLflow; pass the run id that train wrote") from None
+    require_passed_gates(run)
+
+    ensure_registered_model(client, name)
+    version = existing_version(client, name, run_id)
+    if version is None:
+        created = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name, tags=_version_tags(run))
+        # Two concurrent registrations of one run can both get here; keep the older one.
+        version = existing_version(client, name, run_id)
+        assert version is not None
+        if version.version != created.version:
+            log.warning(
+                "run %s was registered twice; deleting duplicate version %s of %s", run_id, created.version, name
+            )
+            client.delete_model_version(name, created.version)
+        log.info("registered %s version %s from run %s", name, version.version, run_id)
+    else:
+        log.info("run %s already registered as %s version %s; reusing it", run_id, name, version.version)
+        for key, value in _version_tags(run).items():
+            client.set_model_version_tag(name, version.version, key, value)
+
+    # Setting an alias moves it atomically from any previous holder, so exactly one
+    # version holds it.
+    client.set_registered_model_alias(name, alias, version.version)
+    log.info("alias %s@%s now points at version %s (run %s)", name, alias, version.version, run_id)
+    return version
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="pipeline config file (default: $MLSHIP_CONFIG or /etc/mlship/pipeline.yaml)")
+    parser.add_argument("--run-id", required=True, help="MLflow run of the validated candidate")
+    parser.add_argument("--version-out", help="write the registered model version here")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_server()
+    client = mlflow.MlflowClient()
+    version = register_run(client, config.model_name, config.alias, args.run_id)
+    write_value(args.version_out, version.version)
+    return 0
