@@ -308,10 +308,12 @@ def mlflow_server(model_dir: Path, work: Path) -> Server:
         "-w",
         "1",
     ]
+    # mlflow starts uvicorn by name, so the venv's bin folder must be on PATH.
+    environment = {"HOME": str(work), "PATH": f"{VENVS / 'registry' / 'bin'}:{os.environ.get('PATH', '')}"}
     return Server(
         "mlflow",
         command,
-        {"HOME": str(work)},
+        environment,
         port,
         "/health",
         "/invocations",
@@ -602,7 +604,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="logistic",
         help="logistic regression, or the pipeline's default random forest of 100 trees",
     )
-    parser.add_argument("--mlship-threads", type=int, default=1, help="gunicorn threads of mlship's one worker")
+    parser.add_argument(
+        "--mlship-threads",
+        type=int,
+        default=4,
+        help="gunicorn threads of mlship's one worker (default 4, as the image)",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR, help=f"result folder (default {OUTPUT_DIR})")
     return parser.parse_args(argv)
 

@@ -4,7 +4,7 @@ Run from the repository root with the dev environment:
 
     .venv/dev/bin/python ci/soak_serving.py [--duration 300] [--rate 100]
 
-The server runs from ``.venv/serve`` on 127.0.0.1 with one worker and the Iris model of
+The server runs from ``.venv/serve`` on 127.0.0.1 with one gunicorn worker and the Iris model of
 ``ci/bench_serving.py``. ``wrk`` sends single-row requests from ``--connections``
 connections, each pausing so that together they send about ``--rate`` requests/s. The
 resident set size (RSS) of every process of the server (seldon-core's parent, the two
@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     parser.add_argument("--rate", type=float, default=100.0, help="approximate requests/s in total (default 100)")
     parser.add_argument("--connections", type=int, default=2, help="wrk connections (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="gunicorn threads of the one worker (default 4, as the image)"
+    )
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before the first RSS sample")
     parser.add_argument("--output", type=Path, default=bench.OUTPUT_DIR, help="result folder")
     return parser.parse_args(argv)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mlship-soak-") as temporary:
         work = Path(temporary)
         model_dir = bench.train_and_save(work, "logistic")
-        server = bench.mlship_server(model_dir, work / "mlship", threads=1)
+        server = bench.mlship_server(model_dir, work / "mlship", threads=args.threads)
         script = work / "wrk.lua"
         script.write_text(bench.WRK_SCRIPT)
         body_file = work / "single.json"

@@ -40,8 +40,9 @@ TAG_AUDIT_MODEL = "mlship.audit.model"
 RECORDS_FOLDER = "records"
 VERSION_TAG_PREFIX = "mlship.audit."
 ACTIONS = ("register", "promote", "rollback")
-# Model version tag values are limited in length by the registry (5000 characters in
-# MLflow 3.x); a longer reason is cut in the tag and kept whole in the log.
+# MLflow 3.17 accepts model version tag values of up to 100,000 characters
+# (MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH). The tag keeps the first 1000 characters of the
+# reason so tags stay readable, and the log keeps the whole reason.
 MAX_TAG_REASON_CHARS = 1000
 
 

@@ -56,7 +56,7 @@ def _top_level_help() -> str:
 def build_parser(command: str) -> tuple[argparse.ArgumentParser, CommandModule]:
     """Import the module of ``command`` and build its argument parser."""
     module_name, help_text = COMMANDS[command]
-    module: CommandModule = importlib.import_module(module_name)  # type: ignore[assignment]
+    module: CommandModule = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"mlship {command}", description=help_text)
     parser.add_argument(
         "--log-level",

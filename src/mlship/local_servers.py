@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -74,8 +76,17 @@ def tail(path: Path, lines: int = 15) -> str:
 class ServerProcess:
     """A server started in its own process group, stopped with its workers."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path, ready_url: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        ready_url: str,
+        scratch_dirs: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
+        self.scratch_dirs = scratch_dirs  # removed when the server stops
         self.command = command
         self.env = env
         self.log_path = log_path
@@ -97,15 +108,16 @@ class ServerProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        log.info("stopped %s (pid %d)", self.name, self.process.pid)
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            log.info("stopped %s (pid %d)", self.name, self.process.pid)
+        for folder in self.scratch_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -116,9 +128,7 @@ class ServerProcess:
         self.stop()
 
 
-def mlflow_server(
-    venv: Path, root: Path, port: int, backend_store_uri: str | None = None
-) -> ServerProcess:
+def mlflow_server(venv: Path, root: Path, port: int, backend_store_uri: str | None = None) -> ServerProcess:
     """An MLflow tracking server with a SQLite file and proxied artifacts under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     backend = backend_store_uri or f"sqlite:///{root.resolve() / 'mlflow.db'}"
@@ -129,8 +139,9 @@ def mlflow_server(
         "--artifacts-destination", str(root.resolve() / "artifacts"),
         "--serve-artifacts",
     ]  # fmt: skip
-    return ServerProcess("MLflow server", command, dict(os.environ), root / "mlflow-server.log",
-                         f"http://{LOOPBACK}:{port}/health")
+    return ServerProcess(
+        "MLflow server", command, dict(os.environ), root / "mlflow-server.log", f"http://{LOOPBACK}:{port}/health"
+    )
 
 
 def model_server(
@@ -149,12 +160,21 @@ def model_server(
         "--workers", str(workers),
         "--parameters", json.dumps(parameters),
     ]  # fmt: skip
+    # seldon-core's metrics manager binds a Unix socket under $TMPDIR, and socket paths are
+    # limited to 107 bytes, so TMPDIR is a short folder of the system's /tmp, as in the pod.
+    socket_dir = tempfile.mkdtemp(prefix="mlship-serve-")
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "TMPDIR": str(scratch),
+        "TMPDIR": socket_dir,
         "HOME": str(scratch),
     }
-    return ServerProcess("model server", command, env, root / "model-server.log",
-                         f"http://{LOOPBACK}:{http_port}/health/ping")
+    return ServerProcess(
+        "model server",
+        command,
+        env,
+        root / "model-server.log",
+        f"http://{LOOPBACK}:{http_port}/health/ping",
+        scratch_dirs=(socket_dir,),
+    )

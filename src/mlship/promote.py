@@ -1,4 +1,4 @@
-"""``mlship promote``: move the version that holds one environment's alias to the next.
+"""``mlship promote``: move the version that one environment's alias points at to the next.
 
 The version must pass the target environment's gates (its thresholds, latency limits
 and current version, see ``mlship.promotion_gates``), and a target that requires
@@ -58,7 +58,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--from", dest="source", required=True,
-                        help="environment whose alias holds the version to promote, e.g. dev")
+                        help="environment whose alias points at the version to promote, e.g. dev")
     parser.add_argument("--to", dest="target", required=True, help="environment to promote to, e.g. staging")
     parser.add_argument("--config", help="the target's pipeline config file (default: render the chart with "
                                          "values/<to>.yaml)")
@@ -137,16 +137,9 @@ def check_approval(target: Target, approved_by: str | None, reason: str) -> str:
     return approver
 
 
-def plan_values_change(target: Target, chart_dir: Path, version: str) -> ValuesChange | None:
-    if target.values_file is None:
-        return None
-    return plan_version_pin(target.values_file, chart_dir / "values.yaml", target.environment, version)
-
-
-def print_values_change(change: ValuesChange | None, target: Target, dry_run: bool) -> None:
+def print_values_change(change: ValuesChange | None, dry_run: bool) -> None:
+    """Print the diff of ``change``, or that the file already pins the version."""
     if change is None:
-        if target.values_file is not None:
-            print(f"{target.values_file} serves the {target.environment} alias, so it stays unchanged")
         return
     if change.old == change.new:
         print(f"{change.path} already pins this version")
@@ -174,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         require_registered_model(client, args.model)
         candidate = alias_version(client, args.model, args.source)
         if candidate is None:
-            raise NotFoundError(f"no version of {args.model} holds the alias {args.source!r}; "
+            raise NotFoundError(f"no version of {args.model} has the alias {args.source!r}; "
                                 f"register or promote a version to {args.source} first")
         run_id = str(candidate.run_id or "")
         try:
@@ -192,11 +185,11 @@ def run(args: argparse.Namespace) -> int:
         raise GateFailedError(f"version {version} cannot be promoted to {target.environment}: "
                               + "; ".join(result.failures))
 
-    change = plan_values_change(target, Path(args.chart_dir), version)
+    change = plan_version_pin(target.values_file, version) if target.values_file is not None else None
     now = current.version if current else "unset"
     if args.dry_run:
         print(f"dry run: would point {args.model}@{target.environment} at version {version} (now {now})")
-        print_values_change(change, target, dry_run=True)
+        print_values_change(change, dry_run=True)
         return 0
 
     with registry_errors(f"tagging version {version} of {args.model}"):
@@ -216,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
     audit.move_alias(client, args.model, target.environment, version, build_record)
     print(f"{args.model}@{target.environment} points at version {version} (was {now})")
-    print_values_change(change, target, dry_run=False)
+    print_values_change(change, dry_run=False)
     if change is not None:
         change.apply()
     return 0

@@ -2,8 +2,8 @@
 
 The evidence is what register copied onto the version: ``metric.<name>`` tags (held-out
 scores from validate-model), ``data_hash``, and the run's latency metrics and
-parameters. The evidence is stale when a threshold names a metric without a tag, when
-the run used other features or another split than the target declares, or when
+parameters. The evidence is stale in three cases: a threshold names a metric without a
+tag, the run used other features or another split than the target declares, or
 ``--data`` is a different file than the one the version was scored on. Stale evidence
 is replaced by scoring the version again, on the ``--data`` rows, with the target's
 split, exactly as validate-model does; without ``--data`` the check fails and names

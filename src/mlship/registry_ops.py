@@ -25,14 +25,17 @@ from mlship.model_loader import _is_unavailable as is_registry_unavailable
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
 
-def resolve_actor(explicit: str | None) -> str:
-    """Return --actor, else $MLSHIP_ACTOR, else $USER or the login name."""
+def resolve_actor(explicit: str | None, default: str | None = None) -> str:
+    """Return --actor, else $MLSHIP_ACTOR, else $USER or the login name, else ``default``."""
     for candidate in (explicit, os.environ.get("MLSHIP_ACTOR"), os.environ.get("USER")):
         if candidate and candidate.strip():
             return candidate.strip()
     try:
         return getpass.getuser()
     except (KeyError, OSError):
+        # A container user without a passwd entry, as in the images (UID 10001).
+        if default is not None:
+            return default
         raise InvalidInputError("no actor known; pass --actor NAME or set MLSHIP_ACTOR") from None
 
 
@@ -60,7 +63,7 @@ def is_not_found(error: MlflowException) -> bool:
 
 
 def alias_version(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """Return the version of ``name`` that holds ``alias``, or None when no version does."""
+    """Return the version of ``name`` that ``alias`` points at, or None when the alias is not set."""
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as error:

@@ -2,7 +2,8 @@
 
 The previous holder comes from the audit log (see ``audit.alias_holders``): each
 rollback steps one version further back. The command pins that version in
-``values/<env>.yaml`` and records the reason. When the registry and the log disagree
+``values/<env>.yaml``, unless that file serves the alias itself (dev), and records the
+reason. When the registry and the log disagree
 about the current holder, for example after the alias was set by hand, the command
 stops unless ``--to-version`` names the version to go back to.
 """
@@ -20,7 +21,7 @@ from mlship.errors import InvalidInputError, NotFoundError
 from mlship.promote import add_common_arguments, check_reason
 from mlship.registry_ops import alias_version, model_version, registry_errors, require_registered_model, resolve_actor
 from mlship.tracking import check_server
-from mlship.values_file import ValuesChange, plan_version_pin
+from mlship.values_file import ValuesChange, environment_follows_alias, plan_version_pin
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ def choose_version(holders: list[str], current: str | None, requested: str | Non
             raise InvalidInputError(f"version {requested} never held the alias {alias!r} according to the audit "
                                     f"log (holders: {', '.join(holders) or 'none'}); pick one of those")
         if requested == current:
-            raise InvalidInputError(f"version {requested} already holds the alias {alias!r}")
+            raise InvalidInputError(f"version {requested} already has the alias {alias!r}")
         return requested
     if current is None:
-        raise NotFoundError(f"no version holds the alias {alias!r}; there is nothing to roll back")
+        raise NotFoundError(f"no version has the alias {alias!r}; there is nothing to roll back")
     if holders and holders[-1] == current:
         if len(holders) < 2:
             raise InvalidInputError(f"version {current} is the first version that held {alias!r}; there is no "
@@ -77,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
         chosen = model_version(client, args.model, version)
 
     change: ValuesChange | None = None
-    if not args.no_values_file:
-        change = plan_version_pin(values_file, Path(args.chart_dir) / "values.yaml", alias, version)
+    if args.no_values_file:
+        pass
+    elif environment_follows_alias(values_file, Path(args.chart_dir) / "values.yaml", alias):
+        print(f"{values_file} serves models:/{args.model}@{alias}, so moving the alias is enough")
+    else:
+        change = plan_version_pin(values_file, version)
 
     if args.dry_run:
         print(f"dry run: would point {args.model}@{alias} back at version {version} (now {current})")

@@ -24,8 +24,8 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from mlship.errors import InvalidInputError
 
-# (mapping, sequence, offset) indents of the common Helm values styles, tried in this
-# order; the first that reproduces the file unchanged is used to write it back.
+# (mapping, sequence, offset) indents of common Helm values styles, tried in this order.
+# The first style that reproduces the file unchanged is used to write it back.
 INDENT_STYLES = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4))
 
 
@@ -135,7 +135,7 @@ def unified_diff(old: str, new: str, path: Path) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader or a crash sees the old or the new file, never half."""
+    """Replace ``path`` with ``text`` through a rename, so readers get the old or the new file, never a mix."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -177,14 +177,13 @@ class ValuesChange:
         write_atomically(self.path, self.new)
 
 
-def plan_version_pin(values_file: Path, chart_values: Path | None, alias: str, version: str) -> ValuesChange | None:
-    """Plan pinning ``version`` in ``values_file``, or return None when the file follows ``alias``.
-
-    An environment whose values serve ``models:/<name>@<alias>`` for the moved alias
-    already serves the new version, so its file stays as it is.
-    """
-    layers = [chart_values] if chart_values is not None and chart_values.is_file() else []
-    if follows_alias(effective_values([*layers, values_file]), alias):
-        return None
+def plan_version_pin(values_file: Path, version: str) -> ValuesChange:
+    """Plan pinning ``version`` as ``serving.model.version`` in ``values_file``."""
     old = values_file.read_text(encoding="utf-8")
     return ValuesChange(values_file, old, pin_version(old, version, str(values_file)))
+
+
+def environment_follows_alias(values_file: Path, chart_values: Path | None, alias: str) -> bool:
+    """Tell whether the chart's values merged with ``values_file`` serve ``models:/<name>@<alias>``."""
+    layers = [chart_values] if chart_values is not None and chart_values.is_file() else []
+    return follows_alias(effective_values([*layers, values_file]), alias)

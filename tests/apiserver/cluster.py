@@ -383,6 +383,9 @@ class Cluster:
                 f"--etcd-servers=http://127.0.0.1:{self.kine_port}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # The endpoint reconciler rejects a loopback advertise address (v1.37), and
+                # the `kubernetes` Service's endpoints would route nowhere here anyway.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={self.port}",
                 f"--cert-dir={self.root / 'apiserver-certs'}",
                 f"--tls-cert-file={files.server_cert}",
@@ -450,11 +453,39 @@ def load_crds(folders: list[Path]) -> list[dict[str, Any]]:
     return crds
 
 
+def _type_empty_array_items(schema: Any, path: str, patched: list[str]) -> None:
+    """Give every ``items: {}`` under ``schema`` the type object with unknown fields kept."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "array" and schema.get("items") == {}:
+            schema["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            patched.append(path)
+        for key, child in schema.items():
+            _type_empty_array_items(child, f"{path}.{key}", patched)
+    elif isinstance(schema, list):
+        for index, child in enumerate(schema):
+            _type_empty_array_items(child, f"{path}[{index}]", patched)
+
+
+def make_structural(crd: dict[str, Any]) -> list[str]:
+    """Type the untyped array items in ``crd`` in place, and return the schema paths changed.
+
+    controller-gen writes ``items: {}`` for a recursive field, such as Seldon Core v1.18.2's
+    ``graph.children``, and kube-apiserver rejects that: "must not be empty for specified
+    array items". Kubernetes has no $ref, so unknown fields stay for those items only and
+    the rest of the schema is unchanged.
+    """
+    patched: list[str] = []
+    for version in crd["spec"].get("versions", []):
+        _type_empty_array_items(version.get("schema"), f"{version['name']}.schema", patched)
+    return patched
+
+
 def apply_crds(client: KubeClient, crds: list[dict[str, Any]], timeout: float = 60.0) -> list[str]:
     """Create each missing CRD, wait until all are Established, and return their names."""
     collection = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     names = []
     for crd in crds:
+        make_structural(crd)
         client.ensure(collection, crd)
         names.append(crd["metadata"]["name"])
 
@@ -471,5 +502,5 @@ def apply_crds(client: KubeClient, crds: list[dict[str, Any]], timeout: float = 
 
 
 def _is_established(crd: dict[str, Any]) -> bool:
-    conditions = crd.get("status", {}).get("conditions", [])
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)

@@ -7,6 +7,7 @@ folder of upstream CRD manifests (default ../shared/crds from the repository roo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,12 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.jsonschemas import convert_crds
+from tests.chart import jsonschemas
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "mlship"
 VALUES_DIR = REPO_ROOT / "values"
 SCENARIO_DIR = Path(__file__).resolve().parent / "values"
+CRD_SCHEMA_CACHE = REPO_ROOT / ".tools" / "crd-schemas"
 ENVIRONMENTS = ("dev", "staging", "prod")
 RELEASE = "mlship"
 NAMESPACE = "mlship"
@@ -58,7 +60,7 @@ def helm4() -> str:
 @pytest.fixture(scope="session", params=["helm3", "helm4"])
 def helm(request: pytest.FixtureRequest) -> str:
     """Each test that takes this fixture runs once with Helm v3 and once with Helm v4."""
-    return request.getfixturevalue(request.param)
+    return str(request.getfixturevalue(request.param))
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +93,29 @@ def crds_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def crd_schemas(crds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Strict JSON schemas of the CRDs, one folder per Kubernetes target (keyed by version)."""
+def crd_schemas(crds_dir: Path) -> dict[str, Path]:
+    """Strict JSON schemas of the CRDs, one folder per Kubernetes target (keyed by version).
+
+    They are cached under .tools/crd-schemas/, keyed by a digest of the CRD files and of the
+    converter, because converting the Argo Workflows CRDs takes several seconds.
+    """
     folders = {}
     for version, argo_workflows in KUBERNETES_TARGETS.items():
-        out = tmp_path_factory.mktemp(f"crd-schemas-{version}")
-        for source in sorted(crds_dir.iterdir()):
-            other_argo = source.name.startswith("argo-workflows-") and source.name != argo_workflows
-            if source.is_dir() and not other_argo:
-                convert_crds(source, out)
+        sources = [
+            source
+            for source in sorted(crds_dir.iterdir())
+            if source.is_dir() and not (source.name.startswith("argo-workflows-") and source.name != argo_workflows)
+        ]
+        digest = hashlib.sha256(Path(jsonschemas.__file__).read_bytes())
+        for source in sources:
+            for path in sorted(source.rglob("*.yaml")):
+                digest.update(path.name.encode() + path.read_bytes())
+        out = CRD_SCHEMA_CACHE / f"{version}-{digest.hexdigest()[:16]}"
+        if not (out / ".complete").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            for source in sources:
+                jsonschemas.convert_crds(source, out)
+            (out / ".complete").write_text("", encoding="utf-8")
         folders[version] = out
     return folders
 
@@ -122,15 +138,16 @@ def run_helm(helm: str, arguments: Sequence[str]) -> HelmResult:
 
 def template_arguments(
     values_files: Sequence[Path] = (),
-    set_values: Sequence[str] = (),
+    set_json: Sequence[str] = (),
     api_versions: Sequence[str] = MONITORING_APIS,
     kube_version: str | None = None,
 ) -> list[str]:
     arguments = ["template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
     for values_file in values_files:
         arguments += ["--values", str(values_file)]
-    for assignment in set_values:
-        arguments += ["--set", assignment]
+    # --set-json keeps numbers typed, because --set passes 0.5 as the string "0.5".
+    for assignment in set_json:
+        arguments += ["--set-json", assignment]
     for api_version in api_versions:
         arguments += ["--api-versions", api_version]
     if kube_version:
@@ -138,9 +155,9 @@ def template_arguments(
     return arguments
 
 
-def render(helm: str, values_files: Sequence[Path] = (), set_values: Sequence[str] = (), **kwargs: Any) -> HelmResult:
+def render(helm: str, values_files: Sequence[Path] = (), set_json: Sequence[str] = (), **kwargs: Any) -> HelmResult:
     """Run `helm template` and fail the test with Helm's message when it does not render."""
-    result = run_helm(helm, template_arguments(values_files, set_values, **kwargs))
+    result = run_helm(helm, template_arguments(values_files, set_json, **kwargs))
     if result.returncode != 0:
         pytest.fail(f"helm template failed: {result.stderr}")
     return result

@@ -51,7 +51,7 @@ def _close_object(schema: dict[str, Any]) -> None:
 
 
 def _inline(node: Any, definitions: dict[str, Any], stack: tuple[str, ...]) -> Any:
-    """Resolve every ``$ref`` in ``node`` in place of the reference; a cycle becomes ``{}``."""
+    """Resolve every ``$ref`` in ``node`` in place of the reference. A cycle becomes ``{}``."""
     if isinstance(node, list):
         return [_inline(item, definitions, stack) for item in node]
     if not isinstance(node, dict):
@@ -130,12 +130,14 @@ def _convert_crd_node(node: Any) -> Any:
 
 
 def convert_crds(crd_dir: Path, out_dir: Path) -> list[str]:
-    """Write a strict schema per CRD version found under ``crd_dir``; return ``group/kind_version`` names."""
-    import yaml  # only the tests call this half, and their environment has PyYAML
+    """Write a strict schema per CRD version found under ``crd_dir`` and return their ``group/name`` paths."""
+    import yaml  # Only the tests call this half, and their environment has PyYAML.
 
     written = []
     for path in sorted(crd_dir.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        # libyaml's loader: the Argo Workflows CRDs alone are several megabytes of YAML.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        for document in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
             if not document or document.get("kind") != "CustomResourceDefinition":
                 continue
             group = document["spec"]["group"]

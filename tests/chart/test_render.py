@@ -32,7 +32,16 @@ STANDARD_LABELS = (
     "helm.sh/chart",
 )
 # Volume types that the `restricted` Pod Security Standard allows.
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -164,15 +173,15 @@ def test_pipeline_config_checksum_follows_values(helm3: str) -> None:
     def checksum(*set_values: str) -> str:
         objects = render(helm3, [environment_file("dev")], set_values).objects
         template = next(item for item in objects if item["kind"] == "WorkflowTemplate")
-        return template["spec"]["podMetadata"]["annotations"]["checksum/pipeline-config"]
+        return str(template["spec"]["podMetadata"]["annotations"]["checksum/pipeline-config"])
 
     assert checksum() == checksum()
-    assert checksum() != checksum("pipeline.validation.primaryMetric=accuracy")
+    assert checksum() != checksum("pipeline.validation.championTolerance=0.05")
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_no_secret_value_in_render(helm3: str, environment: str) -> None:
-    """Credentials reach pods only through secretKeyRef; the chart renders no Secret."""
+    """Credentials reach pods only through secretKeyRef, and the chart renders no Secret."""
     objects = render(helm3, [environment_file(environment)]).objects
     assert [item["metadata"]["name"] for item in objects if item["kind"] == "Secret"] == []
     registry = next(item for item in objects if item["kind"] == "Deployment")

@@ -56,4 +56,6 @@ def test_unknown_workflow_parameter_rejected(tmp_path: Path) -> None:
     workflow_template, config_map = render("dev")
 
     with pytest.raises(Exception, match="unknown workflow parameter"):
-        LocalRunner(workflow_template, config_map, tmp_path, tmp_path, "http://127.0.0.1:1", parameters={"data-sorce": "x"})
+        LocalRunner(
+            workflow_template, config_map, tmp_path, tmp_path, "http://127.0.0.1:1", parameters={"data-sorce": "x"}
+        )

@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 
+def expression(key: str) -> str:
+    return "{{" + key + "}}"
+
+
 def dag_tasks(workflow_template: dict[str, Any]) -> list[dict[str, Any]]:
     spec = workflow_template["spec"]
     [entry] = [template for template in spec["templates"] if template["name"] == spec["entrypoint"]]
@@ -29,19 +33,20 @@ def expected_argv(
 
     def workflow_level(text: str) -> str:
         for name, value in workflow_parameters.items():
-            text = text.replace("{{workflow.parameters.%s}}" % name, value)
+            text = text.replace(expression(f"workflow.parameters.{name}"), value)
         text = text.replace("{{workflow.name}}", workflow_name)
         for task_name_, outputs in task_outputs.items():
             for output, value in outputs.items():
-                text = text.replace("{{tasks.%s.outputs.parameters.%s}}" % (task_name_, output), value)
+                text = text.replace(expression(f"tasks.{task_name_}.outputs.parameters.{output}"), value)
         return text
 
-    inputs = {item["name"]: workflow_level(str(item["value"])) for item in task.get("arguments", {}).get("parameters", [])}
+    arguments = task.get("arguments", {}).get("parameters", [])
+    inputs = {item["name"]: workflow_level(str(item["value"])) for item in arguments}
     container = template["container"]
     argv = []
     for part in [*container.get("command", []), *container.get("args", [])]:
         text = str(part)
         for name, value in inputs.items():
-            text = text.replace("{{inputs.parameters.%s}}" % name, value)
+            text = text.replace(expression(f"inputs.parameters.{name}"), value)
         argv.append(workflow_level(text))
     return argv

@@ -10,6 +10,7 @@ and never touch the repository's values.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -161,6 +162,12 @@ class Steps:
         return str(values["serving"]["model"]["version"])
 
 
+def audit_records(steps: Steps, model: str) -> list[dict[str, str]]:
+    """Return the model's audit log as `mlship audit --json` prints it."""
+    result = steps.run("audit", "--model", model, "--json")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
 def client_for(tracking_uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -185,7 +192,7 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @dataclass
 class Candidates:
-    """Runs made once per session: two that pass every gate and one that fails validation."""
+    """Runs made once per session: two that pass every gate and one that fails validation (accuracy below 0.999)."""
 
     steps: Steps
     good: list[str]
@@ -196,10 +203,9 @@ class Candidates:
 def candidates(sqlite_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Candidates:
     steps = Steps(tmp_path_factory.mktemp("steps"), sqlite_server.url).setup()
     good = [steps.candidate(), steps.candidate()]
-    dummy = write_values(steps.root / "values-dummy", "dev",
-                         {"pipeline": {"train": {"estimator": "sklearn.dummy.DummyClassifier",
-                                                 "params": {"strategy": "most_frequent"}}}})
-    failed = steps.candidate(render_config_file(dummy, steps.root / "dummy-pipeline.yaml"), expect_gates=False)
+    strict = write_values(steps.root / "values-strict", "dev",
+                          {"pipeline": {"validation": {"thresholds": {"accuracy": 0.999}}}})
+    failed = steps.candidate(render_config_file(strict, steps.root / "strict-pipeline.yaml"), expect_gates=False)
     return Candidates(steps, good, failed)
 
 

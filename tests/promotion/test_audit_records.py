@@ -87,7 +87,7 @@ def test_choose_explicit_version() -> None:
     assert choose_version(["1", "2", "3"], "7", "1", "prod") == "1"
     with pytest.raises(InvalidInputError, match="never held"):
         choose_version(["1", "2"], "2", "9", "prod")
-    with pytest.raises(InvalidInputError, match="already holds"):
+    with pytest.raises(InvalidInputError, match="already has"):
         choose_version(["1", "2"], "2", "2", "prod")
 
 

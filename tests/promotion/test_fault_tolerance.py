@@ -6,7 +6,6 @@ whose run passed its gates, and the audit log records each alias move.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -15,16 +14,20 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.promotion.conftest import STEP_TIMEOUT_SECONDS, Candidates, Steps, alias_holder, client_for, model_steps
+from tests.promotion.conftest import (
+    STEP_TIMEOUT_SECONDS,
+    Candidates,
+    Steps,
+    alias_holder,
+    audit_records,
+    client_for,
+    model_steps,
+)
 from tests.support.mlflow_server import MlflowServer
 from tests.support.paths import venv_bin
 
 KILL_POINTS = ("after-create-version", "before-set-alias", "after-set-alias", "after-audit-log")
 
-
-def audit_records(steps: Steps, model: str) -> list[dict]:
-    result = steps.run("audit", "--model", model, "--json")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def assert_invariants(client: mlflow.MlflowClient, model: str, run_ids: list[str]) -> None:

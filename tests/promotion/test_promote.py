@@ -6,17 +6,11 @@ set of trained runs without seeing each other's aliases.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
-from tests.promotion.conftest import Candidates, alias_holder, client_for, model_steps
-
-
-def audit_records(steps, model: str) -> list[dict]:
-    result = steps.run("audit", "--model", model, "--json")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+from tests.promotion.conftest import Candidates, alias_holder, audit_records, client_for, model_steps
 
 
 def test_promote_dry_run_then_real(candidates: Candidates, tmp_path: Path) -> None:

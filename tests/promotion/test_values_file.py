@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from mlship.errors import InvalidInputError
-from mlship.values_file import follows_alias, merge_values, pin_version, plan_version_pin
+from mlship.values_file import (
+    environment_follows_alias,
+    follows_alias,
+    merge_values,
+    pin_version,
+    plan_version_pin,
+)
 from tests.support.paths import REPO
 
 STAGING = """\
@@ -101,11 +107,17 @@ def test_merge_values_overrides_nested() -> None:
     assert base["serving"]["model"]["version"] == ""
 
 
-def test_plan_skips_file_that_follows_alias(tmp_path: Path) -> None:
-    values = tmp_path / "dev.yaml"
-    values.write_text("serving:\n  model:\n    alias: dev\n    version: \"\"\n", encoding="utf-8")
+def test_environment_follows_alias(tmp_path: Path) -> None:
+    chart_values = tmp_path / "values.yaml"
+    chart_values.write_text("serving:\n  model:\n    alias: dev\n    version: \"\"\n", encoding="utf-8")
+    dev = tmp_path / "dev.yaml"
+    dev.write_text("environment: dev\n", encoding="utf-8")
+    prod = tmp_path / "prod.yaml"
+    prod.write_text("serving:\n  model:\n    alias: prod\n    version: \"4\"\n", encoding="utf-8")
 
-    assert plan_version_pin(values, None, "dev", "3") is None
+    assert environment_follows_alias(dev, chart_values, "dev")
+    assert not environment_follows_alias(prod, chart_values, "prod")
+    assert not environment_follows_alias(dev, None, "dev")
 
 
 def test_plan_apply_writes_and_keeps_mode(tmp_path: Path) -> None:
@@ -113,8 +125,7 @@ def test_plan_apply_writes_and_keeps_mode(tmp_path: Path) -> None:
     values.write_text(STAGING, encoding="utf-8")
     values.chmod(0o640)
 
-    change = plan_version_pin(values, None, "staging", "9")
-    assert change is not None
+    change = plan_version_pin(values, "9")
     change.apply()
 
     assert yaml.safe_load(values.read_text())["serving"]["model"]["version"] == "9"
@@ -126,8 +137,7 @@ def test_plan_apply_writes_and_keeps_mode(tmp_path: Path) -> None:
 def test_plan_apply_rejects_concurrent_edit(tmp_path: Path) -> None:
     values = tmp_path / "staging.yaml"
     values.write_text(STAGING, encoding="utf-8")
-    change = plan_version_pin(values, None, "staging", "9")
-    assert change is not None
+    change = plan_version_pin(values, "9")
     values.write_text(STAGING + "extra: true\n", encoding="utf-8")
 
     with pytest.raises(InvalidInputError, match="changed while the command ran"):

@@ -56,7 +56,9 @@ CASES = [
     Case("body over limit", dump(ndarray([GOOD_ROW] * 1000)), 413, f"limit of {MAX_BODY_BYTES}"),
     Case("get predictions", b"", 405, "POST", method="GET"),
     Case("get legacy predict", b"", 405, "POST", method="GET", path="/predict"),
-    Case("unknown path", dump(ndarray([GOOD_ROW])), 404, "not found", path="/api/v1.0/nothing"),
+    Case("get unknown path", b"", 404, "not found", method="GET", path="/api/v1.0/nothing"),
+    # seldon-core's static file route matches any path for GET only, hence 405 here.
+    Case("post unknown path", dump(ndarray([GOOD_ROW])), 405, "not allowed", path="/api/v1.0/nothing"),
     # payload structure
     Case("json null", "null", 400, "must be a JSON object, got null"),
     Case("json list", dump([GOOD_ROW]), 400, "must be a JSON object, got list"),

@@ -83,7 +83,8 @@ class PostgresServer:
         return self.uri(name)
 
     def uri(self, database: str) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        # psycopg2, the driver that the registry image installs (psycopg2-binary).
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

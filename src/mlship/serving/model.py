@@ -7,7 +7,11 @@ and the parameter ``model_uri`` in ``PREDICTIVE_UNIT_PARAMETERS``, for example
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing.util
+import os
+import threading
 import warnings
 from typing import Any
 
@@ -24,6 +28,7 @@ from mlship.serving.http import build_blueprint
 from mlship.serving.validation import features_from_payload
 
 log = logging.getLogger(__name__)
+_thread_state = threading.local()
 
 DEFAULT_MAX_BATCH_ROWS = 10_000
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -53,6 +58,7 @@ class MlshipModel:
         self.max_body_bytes = max_body_bytes
         self.ready = False
         self.model: LoadedModel | None = None
+        self._constructor_pid = os.getpid()
         self._labels: tuple[str, str] = ("", "")
         self._status_counters: dict[int, Any] = {}
         self._class_counters: list[Any] = []
@@ -83,6 +89,11 @@ class MlshipModel:
             model = load_model(self.model_uri)
         except MlshipError as error:
             log.error("failed to load model uri=%s: %s", self.model_uri, error)
+            if os.getpid() != self._constructor_pid:
+                # In a gunicorn worker, multiprocessing's exit handler would try to join
+                # the metrics process, a child of seldon-core's parent process, and print
+                # a traceback. seldon-core removes the handler too, but only after load().
+                atexit.unregister(multiprocessing.util._exit_function)  # type: ignore[attr-defined]
             raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
 
         # NOTE: with several workers and an alias, each worker resolves the alias itself,
@@ -90,8 +101,6 @@ class MlshipModel:
         # The request's columns are checked against the signature and put in its order,
         # so scikit-learn's warning about a plain array without column names is noise.
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        # Requests are checked for NaN and infinity before they reach the model.
-        sklearn.set_config(assume_finite=True)
 
         self.model = model
         self._labels = (model.name or "", model.version or "")
@@ -103,9 +112,15 @@ class MlshipModel:
     def predict_raw(self, request: Any) -> dict[str, Any]:
         """Check a Seldon protocol JSON request and return class probabilities."""
         model = self._require_model()
-        if isinstance(request, (bytes, str)):
+        if isinstance(request, bytes):
             raise RequestError("raw payloads are not supported: unset PAYLOAD_PASSTHROUGH")
         features = features_from_payload(request, model.feature_names, self.max_batch_rows)
+        if not getattr(_thread_state, "sklearn_configured", False):
+            # Requests are checked for NaN and infinity before they reach the model.
+            # scikit-learn keeps this setting per thread, and gunicorn's gthread worker
+            # serves requests from several threads.
+            sklearn.set_config(assume_finite=True)
+            _thread_state.sklearn_configured = True
         try:
             probabilities = model.predict_proba(features)
         except Exception:

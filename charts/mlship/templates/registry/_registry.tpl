@@ -14,9 +14,6 @@ Renders nothing; fails the render on a conflict.
 */}}
 {{- define "mlship.registry.validate" -}}
 {{- $registry := .Values.registry -}}
-{{- if and (eq $registry.backend.type "sqlite") (gt (int $registry.replicas) 1) -}}
-{{- fail (printf "registry.replicas is %v but registry.backend.type sqlite allows only 1 replica: use postgresql to scale out" $registry.replicas) -}}
-{{- end -}}
 {{- if eq .Values.environment "prod" -}}
 {{- if ne $registry.backend.type "postgresql" -}}
 {{- fail "registry.backend.type must be postgresql when environment is prod: SQLite on a volume is for dev only" -}}
@@ -24,6 +21,9 @@ Renders nothing; fails the render on a conflict.
 {{- if ne $registry.artifacts.type "s3" -}}
 {{- fail "registry.artifacts.type must be s3 when environment is prod: artifacts on the registry's volume are for dev only" -}}
 {{- end -}}
+{{- end -}}
+{{- if and (eq $registry.backend.type "sqlite") (gt (int $registry.replicas) 1) -}}
+{{- fail (printf "registry.replicas is %v but registry.backend.type sqlite allows only 1 replica: use postgresql to scale out" $registry.replicas) -}}
 {{- end -}}
 {{- if eq $registry.backend.type "postgresql" -}}
 {{- if not $registry.backend.postgresql.host -}}
