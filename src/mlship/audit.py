@@ -159,8 +159,16 @@ def append_record(client: mlflow.MlflowClient, record: AuditRecord) -> None:
         failpoint("after-audit-log")
         tag_value = dataclasses.replace(record, reason=record.reason[:MAX_TAG_REASON_CHARS]).to_json()
         client.set_model_version_tag(record.model, record.version, f"{VERSION_TAG_PREFIX}{record.id}", tag_value)
-    log.info("audit %s: %s %s version %s %s -> %s by %s", record.id, record.action, record.model,
-             record.version, record.from_alias or "-", record.to_alias, record.actor)
+    log.info(
+        "audit %s: %s %s version %s %s -> %s by %s",
+        record.id,
+        record.action,
+        record.model,
+        record.version,
+        record.from_alias or "-",
+        record.to_alias,
+        record.actor,
+    )
 
 
 def read_records(client: mlflow.MlflowClient, model: str) -> list[AuditRecord]:
@@ -172,7 +180,9 @@ def read_records(client: mlflow.MlflowClient, model: str) -> list[AuditRecord]:
                 continue
             with tempfile.TemporaryDirectory(prefix="mlship-audit-") as folder:
                 local = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=RECORDS_FOLDER, dst_path=folder,
+                    run_id=run_id,
+                    artifact_path=RECORDS_FOLDER,
+                    dst_path=folder,
                     tracking_uri=mlflow.get_tracking_uri(),
                 )
                 for path in sorted(Path(local).glob("*.jsonl")):
@@ -202,8 +212,13 @@ def move_alias(
         if holder is None or str(holder.version) != str(version):
             failpoint("before-set-alias")
             client.set_registered_model_alias(model, alias, str(version))
-            log.info("alias %s@%s now points at version %s (was %s)", model, alias, version,
-                     holder.version if holder else "unset")
+            log.info(
+                "alias %s@%s now points at version %s (was %s)",
+                model,
+                alias,
+                version,
+                holder.version if holder else "unset",
+            )
             failpoint("after-set-alias")
             append_record(client, build_record(str(holder.version) if holder else ""))
             return True
@@ -212,8 +227,12 @@ def move_alias(
     if latest is not None and latest.version == str(version):
         log.info("alias %s@%s already points at version %s and the audit log records it", model, alias, version)
         return False
-    log.warning("alias %s@%s already points at version %s but the audit log does not record it; recording it now",
-                model, alias, version)
+    log.warning(
+        "alias %s@%s already points at version %s but the audit log does not record it; recording it now",
+        model,
+        alias,
+        version,
+    )
     append_record(client, build_record(latest.version if latest else ""))
     return False
 

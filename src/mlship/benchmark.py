@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     rows = features.to_numpy(dtype="float64")
 
     check_server()
-    # The server loads a registered version; the candidate is not registered yet, so
-    # download the run's model folder and load it with the same loader from that path.
+    # The candidate is not registered yet, so the step downloads the run's model folder
+    # and loads it from that path with the loader the server uses.
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(f"runs:/{args.run_id}/{MODEL_ARTIFACT}", dst_path=folder)
         model = load_model(local)

@@ -1,10 +1,10 @@
 """The main job on one machine: the whole pipeline, then serving, with no cluster.
 
-``mlship demo`` starts a real MLflow server on 127.0.0.1 (SQLite and artifacts under the
-run directory), runs the chart's pipeline for the dev environment with the local runner,
-starts the seldon-core model server on the alias the pipeline set, sends predictions,
-prints a summary, writes it as HTML to the run directory and to the MLflow run, and stops
-both servers.
+``mlship demo`` starts a real MLflow server on 127.0.0.1, with SQLite and artifacts under
+the run directory. It runs the chart's pipeline for the dev environment with the local
+runner, then starts the seldon-core model server on the alias the pipeline set and sends
+predictions. It prints a summary, writes it as HTML to the run directory and to the MLflow
+run, and stops both servers.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def say(line: str = "") -> None:
 
 
 def pipeline_settings(runner: LocalRunner) -> dict[str, Any]:
-    """The pipeline config file the chart rendered for this environment."""
+    """Return the pipeline config file that the chart rendered for this environment."""
     document: dict[str, Any] = yaml.safe_load(runner.config_map["data"]["pipeline.yaml"])
     return document
 
@@ -55,7 +55,7 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def send_predictions(url: str, data_file: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """Send a few rows of the training data, one request each, and collect the answers."""
+    """Send a few rows of the training data, one request each, and collect the responses."""
     import pandas as pd
 
     frame = pd.read_csv(data_file) if data_file.suffix == ".csv" else pd.read_parquet(data_file)
@@ -68,16 +68,18 @@ def send_predictions(url: str, data_file: Path, settings: dict[str, Any]) -> lis
         values = [float(row[name]) for name in names]
         status, body = post_json(url, {"data": {"names": names, "ndarray": [values]}})
         if status != 200:
-            raise GateFailedError(f"the model server answered HTTP {status}: {body}")
+            raise GateFailedError(f"the model server returned HTTP {status}: {body}")
         probabilities = dict(zip(body["data"]["names"], body["data"]["ndarray"][0], strict=True))
         predicted = max(probabilities, key=lambda label: probabilities[label])
-        answers.append({
-            "features": dict(zip(names, values, strict=True)),
-            "actual": str(row[target]),
-            "predicted": predicted,
-            "probability": probabilities[predicted],
-            "meta": body.get("meta", {}),
-        })
+        answers.append(
+            {
+                "features": dict(zip(names, values, strict=True)),
+                "actual": str(row[target]),
+                "predicted": predicted,
+                "probability": probabilities[predicted],
+                "meta": body.get("meta", {}),
+            }
+        )
     return answers
 
 
@@ -216,5 +218,3 @@ def log_summary(tracking_uri: str, run_id: str, page: Path) -> None:
     import mlflow
 
     mlflow.MlflowClient(tracking_uri).log_artifact(run_id, str(page), "pipeline")
-
-

@@ -7,11 +7,11 @@ with the steps virtual environment. Container paths that the chart mounts
 (``/workspace``, ``/etc/mlship``, ``/tmp``) map to folders of a run directory, so the
 local run executes the same steps, in the same order, with the same arguments as Argo.
 
-Supported Argo features are the ones the chart uses: a DAG entry point, ``dependencies``
-or ``depends`` (task names joined by ``&&``), ``when`` with ``==``, ``!=``, ``&&`` and
-``||``, input and output parameters, container ``command``, ``args`` and ``env``, and a
-``retryStrategy`` whose ``limit`` is honoured for exit code 75 only, the one exit code
-the chart's retry expressions retry.
+The runner supports the Argo features that the chart uses. These are a DAG entry point,
+``dependencies`` or ``depends`` (task names joined by ``&&``), and ``when`` with ``==``,
+``!=``, ``&&`` and ``||``. It also handles input and output parameters, container
+``command``, ``args`` and ``env``, and a ``retryStrategy`` whose ``limit`` applies to exit
+code 75 only, because that is the one exit code the chart's retry expressions retry.
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ class LocalRunner:
         unknown = sorted(set(parameters or {}) - set(defaults))
         if unknown:
             raise InvalidInputError(
-                f"unknown workflow parameter(s) {', '.join(unknown)}; the template declares {', '.join(sorted(defaults))}"
+                f"unknown workflow parameter(s) {', '.join(unknown)}; "
+                f"the template declares {', '.join(sorted(defaults))}"
             )
         self.parameters = {**defaults, **(parameters or {})}
 

@@ -49,7 +49,7 @@ def require_free_port(port: int, flag: str) -> None:
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
-    """Poll ``url`` until it answers 200; fail early when the process exits."""
+    """Poll ``url`` until it returns 200, and fail early when the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -129,7 +129,7 @@ class ServerProcess:
 
 
 def mlflow_server(venv: Path, root: Path, port: int, backend_store_uri: str | None = None) -> ServerProcess:
-    """An MLflow tracking server with a SQLite file and proxied artifacts under ``root``."""
+    """Build an MLflow tracking server with a SQLite file and proxied artifacts under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     backend = backend_store_uri or f"sqlite:///{root.resolve() / 'mlflow.db'}"
     command = [
@@ -139,15 +139,15 @@ def mlflow_server(venv: Path, root: Path, port: int, backend_store_uri: str | No
         "--artifacts-destination", str(root.resolve() / "artifacts"),
         "--serve-artifacts",
     ]  # fmt: skip
-    return ServerProcess(
-        "MLflow server", command, dict(os.environ), root / "mlflow-server.log", f"http://{LOOPBACK}:{port}/health"
-    )
+    # MLflow 3 sends telemetry from the server too; there is no route for it here.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    return ServerProcess("MLflow server", command, env, root / "mlflow-server.log", f"http://{LOOPBACK}:{port}/health")
 
 
 def model_server(
     venv: Path, root: Path, model_uri: str, tracking_uri: str, http_port: int, metrics_port: int, workers: int = 1
 ) -> ServerProcess:
-    """The seldon-core microservice with mlship's model class, like the SeldonDeployment runs it."""
+    """Build the seldon-core microservice with mlship's model class, as the SeldonDeployment runs it."""
     scratch = root / "tmp"
     metrics_dir = scratch / "prometheus"
     metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<
 # missing alias (see _is_not_found).
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A fitted classifier with the registry identity and input schema it was loaded with."""

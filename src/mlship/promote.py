@@ -45,29 +45,44 @@ MAX_REASON_CHARS = 4000
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that promote and rollback share."""
     parser.add_argument("--model", required=True, help="registered model name")
-    parser.add_argument("--values-dir", type=Path, default=VALUES_DIR,
-                        help="folder of the per-environment values files (default: %(default)s)")
+    parser.add_argument(
+        "--values-dir",
+        type=Path,
+        default=VALUES_DIR,
+        help="folder of the per-environment values files (default: %(default)s)",
+    )
     parser.add_argument("--chart-dir", type=Path, default=CHART_DIR, help="the mlship chart (default: %(default)s)")
     parser.add_argument("--actor", help="who runs the command, for the audit trail (default: $MLSHIP_ACTOR or $USER)")
     parser.add_argument("--reason", default="", help="why, recorded in the audit trail")
     parser.add_argument("--dry-run", action="store_true", help="check and print the changes without making them")
-    parser.add_argument("--no-values-file", action="store_true",
-                        help="move the alias only and leave the values file alone (the in-cluster workflow)")
+    parser.add_argument(
+        "--no-values-file",
+        action="store_true",
+        help="move the alias only and leave the values file alone (the in-cluster workflow)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--from", dest="source", required=True,
-                        help="environment whose alias points at the version to promote, e.g. dev")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="environment whose alias points at the version to promote, e.g. dev",
+    )
     parser.add_argument("--to", dest="target", required=True, help="environment to promote to, e.g. staging")
-    parser.add_argument("--config", help="the target's pipeline config file (default: render the chart with "
-                                         "values/<to>.yaml)")
-    parser.add_argument("--data", help="data file to score the version on when its recorded scores do not fit "
-                                       "the target's gates")
-    parser.add_argument("--approved-by", help="who approved the promotion (required when the target requires "
-                                              "approval)")
-    parser.add_argument("--require-approval", choices=["true", "false"],
-                        help="override promotion.requireApproval of the target's values")
+    parser.add_argument(
+        "--config", help="the target's pipeline config file (default: render the chart with values/<to>.yaml)"
+    )
+    parser.add_argument(
+        "--data", help="data file to score the version on when its recorded scores do not fit the target's gates"
+    )
+    parser.add_argument("--approved-by", help="who approved the promotion (required when the target requires approval)")
+    parser.add_argument(
+        "--require-approval",
+        choices=["true", "false"],
+        help="override promotion.requireApproval of the target's values",
+    )
 
 
 @dataclass(frozen=True)
@@ -92,8 +107,10 @@ def load_target(args: argparse.Namespace) -> Target:
     values: dict[str, Any] | None = None
     if not args.no_values_file or args.config is None:
         if not values_file.is_file():
-            raise InvalidInputError(f"values file {values_file} not found; environments are the files in "
-                                    f"{args.values_dir}, or pass --config and --no-values-file")
+            raise InvalidInputError(
+                f"values file {values_file} not found; environments are the files in "
+                f"{args.values_dir}, or pass --config and --no-values-file"
+            )
         values = effective_values([path for path in (chart_values, values_file) if path.is_file()])
 
     if args.config:
@@ -101,14 +118,15 @@ def load_target(args: argparse.Namespace) -> Target:
     else:
         config = render_pipeline_config([values_file], chart_dir=Path(args.chart_dir))
     if config.environment != args.target:
-        raise InvalidInputError(f"the pipeline config is for environment {config.environment!r}, not the "
-                                f"promotion target {args.target!r}; pass the target's config")
+        raise InvalidInputError(
+            f"the pipeline config is for environment {config.environment!r}, not the "
+            f"promotion target {args.target!r}; pass the target's config"
+        )
     named = lookup(values or {}, "model.name")
     if named is not None and named != args.model:
         raise InvalidInputError(f"{values_file} is for model {named!r}, not {args.model!r}; check --model")
     if config.model_name != args.model:
-        raise InvalidInputError(f"{args.target} serves model {config.model_name!r}, not {args.model!r}; "
-                                "check --model")
+        raise InvalidInputError(f"{args.target} serves model {config.model_name!r}, not {args.model!r}; check --model")
 
     if args.require_approval is not None:
         require_approval = args.require_approval == "true"
@@ -167,23 +185,29 @@ def run(args: argparse.Namespace) -> int:
         require_registered_model(client, args.model)
         candidate = alias_version(client, args.model, args.source)
         if candidate is None:
-            raise NotFoundError(f"no version of {args.model} has the alias {args.source!r}; "
-                                f"register or promote a version to {args.source} first")
+            raise NotFoundError(
+                f"no version of {args.model} has the alias {args.source!r}; "
+                f"register or promote a version to {args.source} first"
+            )
         run_id = str(candidate.run_id or "")
         try:
             source_run = client.get_run(run_id)
         except MlflowException:
-            raise NotFoundError(f"run {candidate.run_id} of version {candidate.version} not found; "
-                                "its gates cannot be checked") from None
+            raise NotFoundError(
+                f"run {candidate.run_id} of version {candidate.version} not found; its gates cannot be checked"
+            ) from None
         current = alias_version(client, args.model, target.environment)
         result = check_gates(candidate, source_run, current, target.config, args.data)
 
     version = str(candidate.version)
-    print(f"{args.model} version {version} ({args.source}) against {target.environment}'s gates, from "
-          f"{result.evidence}: {describe_scores(result.scores)}")
+    print(
+        f"{args.model} version {version} ({args.source}) against {target.environment}'s gates, from "
+        f"{result.evidence}: {describe_scores(result.scores)}"
+    )
     if not result.passed:
-        raise GateFailedError(f"version {version} cannot be promoted to {target.environment}: "
-                              + "; ".join(result.failures))
+        raise GateFailedError(
+            f"version {version} cannot be promoted to {target.environment}: " + "; ".join(result.failures)
+        )
 
     change = plan_version_pin(target.values_file, version) if target.values_file is not None else None
     now = current.version if current else "unset"
@@ -195,16 +219,25 @@ def run(args: argparse.Namespace) -> int:
     with registry_errors(f"tagging version {version} of {args.model}"):
         tags = dict(result.tags)
         if target.require_approval:
-            tags.update({TAG_APPROVED_BY: approver, TAG_APPROVAL_REASON: reason,
-                         TAG_APPROVAL_ENVIRONMENT: target.environment})
+            tags.update(
+                {TAG_APPROVED_BY: approver, TAG_APPROVAL_REASON: reason, TAG_APPROVAL_ENVIRONMENT: target.environment}
+            )
         for key, value in tags.items():
             client.set_model_version_tag(args.model, version, key, value)
 
     def build_record(previous: str) -> audit.AuditRecord:
         return audit.new_record(
-            "promote", actor, args.model, version, args.source, target.environment, previous,
-            run_id=run_id, git_commit=candidate.tags.get("git_commit", "unknown"),
-            reason=reason, approved_by=approver,
+            "promote",
+            actor,
+            args.model,
+            version,
+            args.source,
+            target.environment,
+            previous,
+            run_id=run_id,
+            git_commit=candidate.tags.get("git_commit", "unknown"),
+            reason=reason,
+            approved_by=approver,
         )
 
     audit.move_alias(client, args.model, target.environment, version, build_record)

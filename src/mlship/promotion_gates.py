@@ -68,17 +68,23 @@ def evidence_gaps(version: ModelVersion, run: Run, config: PipelineConfig, data_
     params = run.data.params
     declared = ",".join(config.data.feature_names)
     if "features" in params and params["features"] != declared:
-        gaps.append(f"version {version.version} was scored on features {params['features']}, "
-                    f"{config.environment} declares {declared}")
+        gaps.append(
+            f"version {version.version} was scored on features {params['features']}, "
+            f"{config.environment} declares {declared}"
+        )
     for param, expected in (("test_size", config.split.test_size), ("random_seed", config.split.random_seed)):
         if param in params and not math.isclose(float(params[param]), float(expected)):
-            gaps.append(f"version {version.version} was scored with split {param}={params[param]}, "
-                        f"{config.environment} uses {expected}")
+            gaps.append(
+                f"version {version.version} was scored with split {param}={params[param]}, "
+                f"{config.environment} uses {expected}"
+            )
 
     recorded_hash = version.tags.get("data_hash", "")
     if data_hash is not None and recorded_hash != data_hash:
-        gaps.append(f"version {version.version} was scored on data {recorded_hash[:12] or '(unknown)'}, "
-                    f"not on the given --data file ({data_hash[:12]})")
+        gaps.append(
+            f"version {version.version} was scored on data {recorded_hash[:12] or '(unknown)'}, "
+            f"not on the given --data file ({data_hash[:12]})"
+        )
     return gaps
 
 
@@ -130,8 +136,9 @@ def check_gates(
     data_path: str | None,
 ) -> GateResult:
     """Check ``version`` against ``config``'s thresholds, latency limits and current version."""
-    not_passed = [f"{tag}={run.data.tags.get(tag, '(missing)')}" for tag in RUN_GATE_TAGS
-                  if run.data.tags.get(tag) != "true"]
+    not_passed = [
+        f"{tag}={run.data.tags.get(tag, '(missing)')}" for tag in RUN_GATE_TAGS if run.data.tags.get(tag) != "true"
+    ]
     if not_passed:
         return GateResult([f"run {run.info.run_id} did not pass its gates: {', '.join(not_passed)}"], {}, "run tags")
 
@@ -159,8 +166,9 @@ def check_gates(
             try:
                 champion_scores = rescore(f"models:/{champion.name}/{champion.version}", config, data_path)
             except ValueError as error:
-                log.warning("version %s cannot score %s (%s); skipping the comparison",
-                            champion.version, data_path, error)
+                log.warning(
+                    "version %s cannot score %s (%s); skipping the comparison", champion.version, data_path, error
+                )
         prefix = f"{GATE_TAG_PREFIX}{config.environment}."
         tags = {f"{prefix}data_hash": str(data_hash)}
         tags.update({f"{prefix}metric.{name}": f"{value:.6f}" for name, value in scores.items()})

@@ -29,16 +29,20 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--env", required=True, help="environment whose alias moves back, e.g. prod")
-    parser.add_argument("--to-version", help="go back to this version instead of the previous holder; it must "
-                                             "have held the alias before")
+    parser.add_argument(
+        "--to-version",
+        help="go back to this version instead of the previous holder; it must have held the alias before",
+    )
 
 
 def choose_version(holders: list[str], current: str | None, requested: str | None, alias: str) -> str:
     """Return the version to roll ``alias`` back to, given the log's holders and the registry's current one."""
     if requested is not None:
         if requested not in holders:
-            raise InvalidInputError(f"version {requested} never held the alias {alias!r} according to the audit "
-                                    f"log (holders: {', '.join(holders) or 'none'}); pick one of those")
+            raise InvalidInputError(
+                f"version {requested} never held the alias {alias!r} according to the audit "
+                f"log (holders: {', '.join(holders) or 'none'}); pick one of those"
+            )
         if requested == current:
             raise InvalidInputError(f"version {requested} already has the alias {alias!r}")
         return requested
@@ -46,8 +50,9 @@ def choose_version(holders: list[str], current: str | None, requested: str | Non
         raise NotFoundError(f"no version has the alias {alias!r}; there is nothing to roll back")
     if holders and holders[-1] == current:
         if len(holders) < 2:
-            raise InvalidInputError(f"version {current} is the first version that held {alias!r}; there is no "
-                                    "earlier one to roll back to")
+            raise InvalidInputError(
+                f"version {current} is the first version that held {alias!r}; there is no earlier one to roll back to"
+            )
         return holders[-2]
     if len(holders) >= 2 and holders[-2] == current:
         # A rollback moved the alias and stopped before recording it; finish that one.
@@ -88,10 +93,19 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: would point {args.model}@{alias} back at version {version} (now {current})")
     else:
+
         def build_record(previous: str) -> audit.AuditRecord:
             return audit.new_record(
-                "rollback", actor, args.model, version, alias, alias, previous,
-                run_id=str(chosen.run_id or ""), git_commit=chosen.tags.get("git_commit", "unknown"), reason=reason,
+                "rollback",
+                actor,
+                args.model,
+                version,
+                alias,
+                alias,
+                previous,
+                run_id=str(chosen.run_id or ""),
+                git_commit=chosen.tags.get("git_commit", "unknown"),
+                reason=reason,
             )
 
         audit.move_alias(client, args.model, alias, version, build_record)

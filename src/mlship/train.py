@@ -1,7 +1,7 @@
 """Train the estimator named in the values and log it to MLflow.
 
-The run records the parameters, training metrics, the model (with its signature and an
-input example), the data profile from validate-data, and tags that tie it to its inputs:
+The run records the parameters, training metrics, the model with its signature and an
+input example, and the data profile from validate-data. Its tags tie it to its inputs:
 the git commit, the SHA-256 of the data and the Argo workflow name.
 """
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
         # Fit on a plain array so the served model does not check pandas column names on
-        # every request; the signature below records the names and their order.
+        # every request. The signature below records the names and their order.
         try:
             estimator.fit(x_train.to_numpy(), y_train.to_numpy())
         except ValueError as error:
@@ -124,7 +124,6 @@ def trusted_types(estimator: object) -> list[str]:
 def _pip_requirements() -> list[str]:
     """Pin what the serve image needs, instead of MLflow's slow import-capture inference."""
     import sklearn
-
     import skops
 
     return [

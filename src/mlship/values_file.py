@@ -129,8 +129,9 @@ def pin_version(text: str, version: str, source: str = "values file") -> str:
 
 def unified_diff(old: str, new: str, path: Path) -> str:
     return "".join(
-        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                             fromfile=f"a/{path}", tofile=f"b/{path}")
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"a/{path}", tofile=f"b/{path}"
+        )
     )
 
 
