@@ -4,7 +4,7 @@ The runner renders the WorkflowTemplate and the pipeline ConfigMap with `helm te
 for one environment, orders the DAG by its dependencies, substitutes Argo's
 ``{{...}}`` expressions, evaluates ``when`` gates and runs each container's command
 with the steps virtual environment. Container paths that the chart mounts
-(``/workspace``, ``/etc/mlship``, ``/tmp``) map to folders of a run directory, so the
+(``/workspace``, ``/data``, ``/etc/mlship``, ``/tmp``) map to folders of a run directory, so the
 local run executes the same steps, in the same order, with the same arguments as Argo.
 
 The runner supports the Argo features that the chart uses. These are a DAG entry point,
@@ -180,6 +180,7 @@ class LocalRunner:
         """Container path -> local folder, for the paths the chart mounts in pipeline pods."""
         return {
             "/workspace": self.run_dir / "workspace",
+            "/data": self.run_dir / "data",
             "/etc/mlship": self.run_dir / "config",
             "/tmp": self.run_dir / "tasks" / task / "tmp",  # noqa: S108 (a container path, mapped here)
         }

@@ -24,6 +24,11 @@ def values_file(environment: str) -> Path:
     return VALUES_DIR / f"{environment}.yaml"
 
 
+def release_args(command: str, namespace: str, environment: str, *extra: str) -> list[str]:
+    """Return the arguments of `helm install` or `helm upgrade` of the chart with one values file."""
+    return [command, RELEASE, str(CHART), "--namespace", namespace, "--values", str(values_file(environment)), *extra]
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Merge ``override`` into a copy of ``base`` the way Helm merges values files."""
     merged = copy.deepcopy(base)

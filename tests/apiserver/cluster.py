@@ -43,7 +43,7 @@ APISERVER_TOOLS = Path(os.environ.get("APISERVER_TOOLS_DIR", TOOLS / "apiserver"
 KUBE_APISERVER = APISERVER_TOOLS / "kube-apiserver"
 KINE = APISERVER_TOOLS / "kine"
 
-# Cluster IPs that the apiserver hands to Services. Nothing routes them: no kube-proxy runs.
+# Cluster IPs that the apiserver assigns to Services. Nothing routes them, because no kube-proxy runs.
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 ADMIN_USER = "mlship-test-admin"
 READY_TIMEOUT_SECONDS = 180.0

@@ -8,7 +8,7 @@ reporting success. Whether the Pod's request succeeds is checked where a model s
 
 from __future__ import annotations
 
-from tests.apiserver.chart import CHART, RELEASE, merged_values, values_file
+from tests.apiserver.chart import RELEASE, merged_values, release_args
 from tests.apiserver.cluster import KubeClient
 from tests.apiserver.helm import Helm
 
@@ -22,15 +22,7 @@ def test_helm_test_creates_pod(helm: Helm, kube: KubeClient, crds: list[str]) ->
     assert merged_values("dev")["tests"]["enabled"], "values/dev.yaml turns the test hook off"
     namespace = f"helm-test-{helm.major}"
     kube.ensure_namespace(namespace)
-    helm.check(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(values_file("dev")),
-    )
+    helm.check(*release_args("install", namespace, "dev"))
 
     result = helm.run("test", RELEASE, "--namespace", namespace, "--timeout", "10s", timeout=120)
 

@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from tests.apiserver.chart import (
-    CHART,
     RELEASE,
     SELDON_DEPLOYMENTS,
     WORKFLOW_TEMPLATES,
@@ -21,24 +20,14 @@ from tests.apiserver.chart import (
     fullname,
     merged_values,
     model_uri,
-    values_file,
+    release_args,
 )
 from tests.apiserver.cluster import KubeClient
 from tests.apiserver.helm import Helm
 
 
 def _helm_install_or_upgrade(helm: Helm, command: str, namespace: str, environment: str) -> None:
-    helm.check(
-        command,
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(values_file(environment)),
-        "--timeout",
-        "60s",
-    )
+    helm.check(*release_args(command, namespace, environment, "--timeout", "60s"))
 
 
 def _assert_release_labels(manifest: dict[str, Any], namespace: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apiserver.chart import CHART, RELEASE, fullname, merged_values, values_file
+from tests.apiserver.chart import CHART, RELEASE, fullname, merged_values, release_args, values_file
 from tests.apiserver.cluster import KubeApiError, KubeClient
 from tests.apiserver.helm import Helm
 
@@ -72,7 +72,7 @@ def test_max_length_release_name_accepted(
 @pytest.mark.parametrize("case", INVALID_SETTINGS, ids=list(INVALID_SETTINGS))
 def test_invalid_setting_rejected_by_server(helm: Helm, kube: KubeClient, validation_namespace: str, case: str) -> None:
     setting, message = INVALID_SETTINGS[case]
-    # `helm template` applies the schema: the setting must pass it to reach the server.
+    # `helm template` applies the values schema, so the setting reaches the server only if it passes.
     manifests = helm.template(
         RELEASE, CHART, validation_namespace, "--values", str(values_file("dev")), "--set", setting
     )
@@ -89,19 +89,7 @@ def test_invalid_label_fails_real_install(helm: Helm, kube: KubeClient, crds: li
     kube.ensure_namespace(namespace)
     setting, message = INVALID_SETTINGS["label value with a space"]
 
-    result = helm.run(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(values_file("dev")),
-        "--set",
-        setting,
-        "--timeout",
-        "60s",
-    )
+    result = helm.run(*release_args("install", namespace, "dev", "--set", setting, "--timeout", "60s"))
 
     assert result.returncode != 0
     assert message in result.stderr
@@ -112,32 +100,21 @@ def test_invalid_label_fails_real_install(helm: Helm, kube: KubeClient, crds: li
 def test_dry_run_server_sends_no_objects(helm: Helm, kube: KubeClient, crds: list[str]) -> None:
     """Helm's --dry-run=server accepts the invalid label that a real install fails on.
 
-    If a Helm release starts sending objects with dryRun=All, this test fails: then
-    `helm install --dry-run=server` can replace the dry-run helper above.
+    If a later Helm release sends the objects with dryRun=All, this test fails, and
+    `helm install --dry-run=server` can then replace the dry-run helper above.
     """
     namespace = f"dry-run-{helm.major}"
     kube.ensure_namespace(namespace)
     setting, _ = INVALID_SETTINGS["label value with a space"]
 
-    result = helm.run(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(values_file("dev")),
-        "--set",
-        setting,
-        "--dry-run=server",
-    )
+    result = helm.run(*release_args("install", namespace, "dev", "--set", setting, "--dry-run=server"))
 
     assert result.returncode == 0, result.stderr
     assert helm.run("status", RELEASE, "--namespace", namespace).returncode != 0
 
 
 def test_dry_run_server_rejects_foreign_object(helm: Helm, kube: KubeClient, crds: list[str]) -> None:
-    """--dry-run=server reads the cluster: an object of the same name that Helm does not own blocks the install."""
+    """--dry-run=server reads the cluster, so an object of the same name that Helm does not own blocks the install."""
     namespace = f"conflict-{helm.major}"
     kube.ensure_namespace(namespace)
     config_map = f"{fullname(merged_values('dev'))}-pipeline-config"
@@ -146,16 +123,7 @@ def test_dry_run_server_rejects_foreign_object(helm: Helm, kube: KubeClient, crd
         {"metadata": {"name": config_map}, "data": {"pipeline.yaml": "{}"}},
     )
 
-    result = helm.run(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(values_file("dev")),
-        "--dry-run=server",
-    )
+    result = helm.run(*release_args("install", namespace, "dev", "--dry-run=server"))
 
     assert result.returncode != 0
     assert f'ConfigMap "{config_map}" in namespace "{namespace}" exists' in result.stderr
