@@ -216,7 +216,7 @@ def model_steps(candidates: Candidates, root: Path, model: str,
     steps.model = model
     steps.data = candidates.steps.data
     for environment in ENVIRONMENTS:
-        # No version pinned yet, so a test sees exactly what promote and rollback pin.
+        # No version pinned yet, so a test can check exactly what promote and rollback pin.
         changes = {"model": {"name": model}, "serving": {"model": {"version": ""}}}
         merge_into(changes, (overrides or {}).get(environment, {}))
         values = write_values(steps.values_dir, environment, changes)

@@ -10,9 +10,9 @@ from mlship.rollback import choose_version
 
 
 def record(action: str, version: str, alias: str = "prod", second: int = 0) -> AuditRecord:
-    made = new_record(action, "alice", "iris", version, "staging", alias, "", run_id="r" * 32, git_commit="c" * 40)
+    template = new_record(action, "alice", "iris", version, "staging", alias, "", run_id="r" * 32, git_commit="c" * 40)
     stamp = f"2026-01-01T00:00:{second:02d}.000000Z"
-    return AuditRecord(**{**made.__dict__, "time": stamp, "id": f"20260101T0000{second:02d}000000Z-{version}"})
+    return AuditRecord(**{**template.__dict__, "time": stamp, "id": f"20260101T0000{second:02d}000000Z-{version}"})
 
 
 def test_record_json_round_trip() -> None:

@@ -62,8 +62,8 @@ def test_promote_and_rollback_on_postgres(postgres_mlflow: MlflowServer, tmp_pat
     assert alias_holder(client, "staging") == "2"
     assert steps.pinned_version("prod") == "1"
 
-    refused = steps.rollback("prod", expect=1)
-    assert "no earlier one" in refused.stderr
+    rejected = steps.rollback("prod", expect=1)
+    assert "no earlier one" in rejected.stderr
     assert alias_holder(client, "prod") == "1"
 
     records = [json.loads(line) for line in steps.run("audit", "--model", steps.model, "--json").stdout.splitlines()]

@@ -60,10 +60,10 @@ def test_prod_requires_approval(candidates: Candidates, tmp_path: Path) -> None:
     steps.promote("dev", "staging")
     prod_before = (steps.values_dir / "prod.yaml").read_text()
 
-    refused = steps.promote("staging", "prod", expect=1)
+    rejected = steps.promote("staging", "prod", expect=1)
 
-    assert "requires an approval" in refused.stderr
-    assert "--approved-by" in refused.stderr
+    assert "requires an approval" in rejected.stderr
+    assert "--approved-by" in rejected.stderr
     assert alias_holder(client, "prod", model) is None
     assert (steps.values_dir / "prod.yaml").read_text() == prod_before
 
@@ -131,9 +131,9 @@ def test_failed_validation_is_never_registered(candidates: Candidates, tmp_path:
     steps = model_steps(candidates, tmp_path, model)
     client = client_for(steps.tracking_uri)
 
-    refused = steps.register(candidates.failed_validation, expect=1)
+    rejected = steps.register(candidates.failed_validation, expect=1)
 
-    assert "has not passed its gates" in refused.stderr
+    assert "has not passed its gates" in rejected.stderr
     assert client.search_model_versions(f"name = '{model}'") == []
     assert alias_holder(client, "dev", model) is None
 
