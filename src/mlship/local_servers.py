@@ -156,7 +156,6 @@ def model_server(
         str(venv / "bin" / "seldon-core-microservice"), MODEL_CLASS,
         "--service-type", "MODEL",
         "--http-port", str(http_port), "--metrics-port", str(metrics_port),
-        "--grpc-port", str(free_port()),
         "--workers", str(workers),
         "--parameters", json.dumps(parameters),
     ]  # fmt: skip
@@ -169,6 +168,10 @@ def model_server(
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "TMPDIR": socket_dir,
         "HOME": str(scratch),
+        # As in images/serve/Dockerfile: REST only (a gRPC process would load a second copy
+        # of the model), and threaded workers that keep connections open.
+        "GRPC_WORKERS": "0",
+        "GUNICORN_THREADS": "4",
     }
     return ServerProcess(
         "model server",

@@ -65,7 +65,7 @@ def delete_duplicates(client: mlflow.MlflowClient, name: str, run_id: str) -> No
     """
     for duplicate in versions_of_run(client, name, run_id)[1:]:
         if duplicate.aliases:
-            log.warning("version %s of %s duplicates run %s but holds alias(es) %s; keeping it",
+            log.warning("version %s of %s duplicates run %s but has alias(es) %s; keeping it",
                         duplicate.version, name, run_id, ", ".join(duplicate.aliases))
             continue
         log.warning("run %s was registered twice; deleting duplicate version %s of %s",
