@@ -6,12 +6,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serving.conftest import MAX_BATCH_ROWS, MAX_BODY_BYTES
+from mlship.model_loader import load_model
+from tests.serving.conftest import MAX_BATCH_ROWS, MAX_BODY_BYTES, Registry
 from tests.serving.support import CLASSES, FEATURE_NAMES, GOOD_ROW, PREDICT_PATH, ModelServer, ndarray
 
 JSON = "application/json"
@@ -202,6 +204,22 @@ def test_reordered_names_give_same_prediction(local_server: ModelServer) -> None
     plain = local_server.predict(ndarray([GOOD_ROW])).json()["data"]["ndarray"]
     reordered = local_server.predict(ndarray([GOOD_ROW[::-1]], names=FEATURE_NAMES[::-1])).json()["data"]["ndarray"]
     assert reordered == plain
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_batch_response_matches_model_exactly(local_server: ModelServer, registry: Registry) -> None:
+    # Rows across the iris range, so that some probabilities are small enough to be
+    # written with an exponent.
+    rows = np.random.default_rng(7).uniform(0.1, 8.0, size=(MAX_BATCH_ROWS, 4)).round(1).tolist()
+    response = local_server.predict(ndarray(rows))
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == JSON
+    body = response.json()
+    assert list(body) == ["data", "meta"]
+    assert body["data"]["names"] == CLASSES
+    expected = load_model(str(registry.local_path)).predict_proba(np.array(rows))
+    assert body["data"]["ndarray"] == expected.tolist()
+    assert min(min(row) for row in body["data"]["ndarray"]) < 1e-4
 
 
 # Values that JSON can carry in a feature slot; only finite numbers are valid.

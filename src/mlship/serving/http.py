@@ -7,7 +7,8 @@ on the app that serves port 9000. Its app-wide hooks close gaps of the wrapper:
   HTTP 500, so these get their own status code here;
 * a prediction request must be JSON with ``Content-Type: application/json`` and at most
   ``max_body_bytes`` long;
-* the hook answers a valid prediction request itself (see ``check_prediction_request``);
+* the hook returns the response to a valid prediction request itself (see
+  ``check_prediction_request``) and encodes it with orjson (see ``encode_prediction``);
 * request counts and durations are recorded for every prediction response, including the
   rejected ones.
 """
@@ -20,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, g, jsonify, request
+import numpy as np
+import orjson
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest, HTTPException
 
@@ -34,6 +37,9 @@ PREDICT_ENDPOINT = "Predict"
 PREDICT_PATHS = frozenset({"/api/v1.0/predictions", "/api/v0.1/predictions", "/predict"})
 JSON_MEDIA_TYPE = "application/json"
 LOG_INTERVAL_SECONDS = 10.0
+# Sorted keys and a trailing newline, as Flask's jsonify() writes them. numpy arrays and
+# scalars are encoded without converting them to Python lists first.
+ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 HTTP_REASONS = {
     400: "INVALID_JSON",
@@ -75,8 +81,9 @@ def build_blueprint(
 ) -> Blueprint:
     """Build the blueprint.
 
-    ``predict(payload)`` returns the response body of a checked JSON request, and
-    ``observe(status_code, seconds)`` runs after every prediction response.
+    ``predict(payload)`` returns the response body of a checked JSON request, which may
+    contain numpy arrays, and ``observe(status_code, seconds)`` runs after every
+    prediction response.
     """
     blueprint = Blueprint("mlship", __name__)
     rejections = RejectionLog()
@@ -125,7 +132,7 @@ def build_blueprint(
         # multiprocessing manager, with six round trips to another process per request.
         # Those took more than half of the request time in a profile (cProfile with
         # Flask's test client, seldon-core 1.19).
-        return jsonify(predict(payload))
+        return encode_prediction(predict(payload))
 
     @blueprint.after_app_request
     def record_prediction(response: Response) -> Response:
@@ -154,6 +161,28 @@ def build_blueprint(
         return error_response(RequestError(description, status_code=code, reason=reason))
 
     return blueprint
+
+
+def encode_prediction(body: dict[str, Any]) -> Response:
+    """Encode a prediction response body as JSON with orjson.
+
+    The standard ``json`` encoder that ``jsonify()`` uses took about 40% of the time of
+    a 1,000-row request (cProfile with Flask's test client, seldon-core 1.19). The body
+    decodes to the same values as ``jsonify()``'s, but the bytes differ: orjson writes
+    non-ASCII characters as UTF-8 instead of ``\\u`` escapes, and writes some floats in
+    another notation (``1e-8`` for ``1e-08``, ``0.00001`` for ``1e-05``). Error
+    responses and seldon-core's own views still use ``jsonify()``.
+    """
+    encoded = orjson.dumps(body, default=_encode_other, option=ORJSON_OPTIONS)
+    response: Response = current_app.response_class(encoded, mimetype=JSON_MEDIA_TYPE)
+    return response
+
+
+def _encode_other(value: Any) -> Any:
+    # orjson encodes only C-contiguous arrays of the usual dtypes itself.
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def _decode_error(body: bytes) -> str:

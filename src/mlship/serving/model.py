@@ -65,7 +65,7 @@ class MlshipModel:
         self._duration: Any = None
 
         # seldon-core registers this blueprint on its REST app (port 9000).
-        self.model_error_handler: Blueprint = build_blueprint(max_body_bytes, self.predict_raw, self._observe)
+        self.model_error_handler: Blueprint = build_blueprint(max_body_bytes, self.predict_body, self._observe)
         metrics_folder = metrics.prepare_multiprocess_dir()
         if metrics_folder is not None:
             metrics.install_exporter(metrics_folder)
@@ -110,7 +110,23 @@ class MlshipModel:
         log.info("model ready name=%s version=%s uri=%s", model.name, model.version, self.model_uri)
 
     def predict_raw(self, request: Any) -> dict[str, Any]:
-        """Check a Seldon protocol JSON request and return class probabilities."""
+        """Check a Seldon protocol JSON request and return class probabilities as lists.
+
+        seldon-core's own prediction view calls this method and encodes the result with
+        Flask's standard JSON provider, which cannot encode numpy arrays. For a valid REST
+        prediction request, the blueprint's hook returns a response from ``predict_body``
+        before that view runs.
+        """
+        body = self.predict_body(request)
+        body["data"]["ndarray"] = body["data"]["ndarray"].tolist()
+        return body
+
+    def predict_body(self, request: Any) -> dict[str, Any]:
+        """Check a Seldon protocol JSON request and return class probabilities.
+
+        ``data.ndarray`` in the returned body is a float64 numpy array, one row per
+        request row, because orjson encodes that faster than a list of lists.
+        """
         model = self._require_model()
         if isinstance(request, bytes):
             raise RequestError("raw payloads are not supported: unset PAYLOAD_PASSTHROUGH")
@@ -129,7 +145,7 @@ class MlshipModel:
 
         self._count_classes(probabilities)
         return {
-            "data": {"names": list(model.classes), "ndarray": probabilities.tolist()},
+            "data": {"names": list(model.classes), "ndarray": probabilities.astype(np.float64, copy=False)},
             "meta": {"tags": {"model_name": model.name, "model_version": model.version}},
         }
 
