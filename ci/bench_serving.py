@@ -630,6 +630,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # MLServer resolves a relative model path against its model folder, not the working
+    # directory, so the model's path must be absolute.
+    args.output = args.output.resolve()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2

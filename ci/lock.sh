@@ -16,8 +16,9 @@ compile() {
 
 compile --extra serve pyproject.toml -o images/serve/requirements.lock
 
-constraints=$(mktemp)
-trap 'rm -f "$constraints"' EXIT
+# A fixed path, because uv writes it into the other lock files' annotations.
+constraints=.tools/lock/serve-constraints.txt
+mkdir -p "$(dirname "$constraints")"
 grep -E '^[A-Za-z0-9_.-]+==' images/serve/requirements.lock | sed 's/ .*//' >"$constraints"
 
 compile --extra steps -c "$constraints" pyproject.toml -o images/steps/requirements.lock

@@ -30,7 +30,9 @@ build() {
     echo "building $venv from $lock"
     rm -rf "$venv"
     "$uv" venv --quiet --python "$python" "$venv"
-    "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock"
+    # Compile bytecode now: with PYTHONDONTWRITEBYTECODE set, as in the images, every step
+    # would otherwise compile MLflow again on each start, about 10 s of CPU.
+    "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes --compile-bytecode "$lock"
     if [ "$with_package" = yes ]; then
         "$uv" pip install --quiet --python "$venv/bin/python" --no-deps -e .
     fi

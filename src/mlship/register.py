@@ -65,11 +65,15 @@ def delete_duplicates(client: mlflow.MlflowClient, name: str, run_id: str) -> No
     """
     for duplicate in versions_of_run(client, name, run_id)[1:]:
         if duplicate.aliases:
-            log.warning("version %s of %s duplicates run %s but has alias(es) %s; keeping it",
-                        duplicate.version, name, run_id, ", ".join(duplicate.aliases))
+            log.warning(
+                "version %s of %s duplicates run %s but has alias(es) %s; keeping it",
+                duplicate.version,
+                name,
+                run_id,
+                ", ".join(duplicate.aliases),
+            )
             continue
-        log.warning("run %s was registered twice; deleting duplicate version %s of %s",
-                    run_id, duplicate.version, name)
+        log.warning("run %s was registered twice; deleting duplicate version %s of %s", run_id, duplicate.version, name)
         try:
             client.delete_model_version(name, duplicate.version)
         except MlflowException as error:
@@ -126,7 +130,14 @@ def register_run(client: mlflow.MlflowClient, name: str, alias: str, run_id: str
 
     def build_record(previous: str) -> audit.AuditRecord:
         return audit.new_record(
-            "register", actor, name, str(version.version), "", alias, previous, run_id=run_id,
+            "register",
+            actor,
+            name,
+            str(version.version),
+            "",
+            alias,
+            previous,
+            run_id=run_id,
             git_commit=run.data.tags.get(TAG_GIT_COMMIT, "unknown"),
             reason=f"workflow {run.data.tags.get(TAG_WORKFLOW, 'unknown')}",
         )

@@ -85,7 +85,7 @@ def _assert_registry(kube: KubeClient, namespace: str, values: dict[str, Any]) -
         secret = postgresql["existingSecret"]
         assert _secret_reference(environment.get("DB_USER")) == (secret, postgresql["userKey"])
         assert _secret_reference(environment.get("DB_PASSWORD")) == (secret, postgresql["passwordKey"])
-        assert backend_uri.startswith("postgresql://$(DB_USER):$(DB_PASSWORD)@" + postgresql["host"])
+        assert backend_uri.startswith("postgresql+psycopg2://$(DB_USER):$(DB_PASSWORD)@" + postgresql["host"])
     else:
         assert "DB_PASSWORD" not in environment
         assert backend_uri.startswith("sqlite:")

@@ -99,16 +99,24 @@ class Steps:
     def start(self, *arguments: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [str(venv_bin("steps", "mlship")), *arguments],
-            env=self.environment(extra_env), cwd=self.root, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self.environment(extra_env),
+            cwd=self.root,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
 
-    def run(self, *arguments: str, extra_env: dict[str, str] | None = None,
-            expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *arguments: str, extra_env: dict[str, str] | None = None, expect: int | None = 0
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(venv_bin("steps", "mlship")), *arguments],
-            env=self.environment(extra_env), cwd=self.root, text=True, capture_output=True,
-            timeout=STEP_TIMEOUT_SECONDS, check=False,
+            env=self.environment(extra_env),
+            cwd=self.root,
+            text=True,
+            capture_output=True,
+            timeout=STEP_TIMEOUT_SECONDS,
+            check=False,
         )
         if expect is not None:
             assert result.returncode == expect, (
@@ -133,29 +141,81 @@ class Steps:
         self.counter += 1
         chosen = str(config or self.config("dev"))
         run_id_file = self.outputs / f"run-{self.counter}"
-        self.run("train", "--config", chosen, "--data", str(self.data), "--git-commit", f"commit{self.counter:04d}",
-                 "--workflow-name", f"test-{self.counter}", "--run-id-out", str(run_id_file))
+        self.run(
+            "train",
+            "--config",
+            chosen,
+            "--data",
+            str(self.data),
+            "--git-commit",
+            f"commit{self.counter:04d}",
+            "--workflow-name",
+            f"test-{self.counter}",
+            "--run-id-out",
+            str(run_id_file),
+        )
         run_id = run_id_file.read_text()
-        self.run("validate-model", "--config", chosen, "--data", str(self.data), "--run-id", run_id,
-                 expect=0 if expect_gates else 1)
+        self.run(
+            "validate-model",
+            "--config",
+            chosen,
+            "--data",
+            str(self.data),
+            "--run-id",
+            run_id,
+            expect=0 if expect_gates else 1,
+        )
         if expect_gates:
             self.run("benchmark", "--config", chosen, "--data", str(self.data), "--run-id", run_id)
         return run_id
 
-    def register(self, run_id: str, config: Path | None = None, expect: int | None = 0,
-                 extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run("register", "--config", str(config or self.config("dev")), "--run-id", run_id,
-                        extra_env=extra_env, expect=expect)
+    def register(
+        self, run_id: str, config: Path | None = None, expect: int | None = 0, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "register",
+            "--config",
+            str(config or self.config("dev")),
+            "--run-id",
+            run_id,
+            extra_env=extra_env,
+            expect=expect,
+        )
 
-    def promote(self, source: str, target: str, *extra: str, expect: int | None = 0,
-                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run("promote", "--model", self.model, "--from", source, "--to", target,
-                        "--values-dir", str(self.values_dir), "--chart-dir", str(CHART_DIR), *extra,
-                        extra_env=extra_env, expect=expect)
+    def promote(
+        self, source: str, target: str, *extra: str, expect: int | None = 0, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "promote",
+            "--model",
+            self.model,
+            "--from",
+            source,
+            "--to",
+            target,
+            "--values-dir",
+            str(self.values_dir),
+            "--chart-dir",
+            str(CHART_DIR),
+            *extra,
+            extra_env=extra_env,
+            expect=expect,
+        )
 
     def rollback(self, environment: str, *extra: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
-        return self.run("rollback", "--model", self.model, "--env", environment, "--values-dir", str(self.values_dir),
-                        "--chart-dir", str(CHART_DIR), *extra, expect=expect)
+        return self.run(
+            "rollback",
+            "--model",
+            self.model,
+            "--env",
+            environment,
+            "--values-dir",
+            str(self.values_dir),
+            "--chart-dir",
+            str(CHART_DIR),
+            *extra,
+            expect=expect,
+        )
 
     def pinned_version(self, environment: str) -> str:
         values = yaml.safe_load((self.values_dir / f"{environment}.yaml").read_text(encoding="utf-8"))
@@ -203,14 +263,16 @@ class Candidates:
 def candidates(sqlite_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Candidates:
     steps = Steps(tmp_path_factory.mktemp("steps"), sqlite_server.url).setup()
     good = [steps.candidate(), steps.candidate()]
-    strict = write_values(steps.root / "values-strict", "dev",
-                          {"pipeline": {"validation": {"thresholds": {"accuracy": 0.999}}}})
+    strict = write_values(
+        steps.root / "values-strict", "dev", {"pipeline": {"validation": {"thresholds": {"accuracy": 0.999}}}}
+    )
     failed = steps.candidate(render_config_file(strict, steps.root / "strict-pipeline.yaml"), expect_gates=False)
     return Candidates(steps, good, failed)
 
 
-def model_steps(candidates: Candidates, root: Path, model: str,
-                overrides: dict[str, dict[str, Any]] | None = None) -> Steps:
+def model_steps(
+    candidates: Candidates, root: Path, model: str, overrides: dict[str, dict[str, Any]] | None = None
+) -> Steps:
     """Return Steps on the session server whose values and configs name ``model``, for an isolated test."""
     steps = Steps(root, candidates.steps.tracking_uri)
     steps.model = model

@@ -16,8 +16,19 @@ def record(action: str, version: str, alias: str = "prod", second: int = 0) -> A
 
 
 def test_record_json_round_trip() -> None:
-    original = new_record("promote", "alice", "iris", "3", "staging", "prod", "2", run_id="abc",
-                          git_commit="def", reason="weekly release", approved_by="bob")
+    original = new_record(
+        "promote",
+        "alice",
+        "iris",
+        "3",
+        "staging",
+        "prod",
+        "2",
+        run_id="abc",
+        git_commit="def",
+        reason="weekly release",
+        approved_by="bob",
+    )
 
     assert AuditRecord.from_json(original.to_json()) == original
     assert original.time.endswith("Z")

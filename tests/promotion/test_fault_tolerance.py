@@ -29,7 +29,6 @@ from tests.support.paths import venv_bin
 KILL_POINTS = ("after-create-version", "before-set-alias", "after-set-alias", "after-audit-log")
 
 
-
 def assert_invariants(client: mlflow.MlflowClient, model: str, run_ids: list[str]) -> None:
     versions = client.search_model_versions(f"name = '{model}'")
     for run_id in run_ids:
@@ -81,8 +80,18 @@ def pipeline_command(steps: Steps, run_id: str) -> list[str]:
     """Register ``run_id`` and promote dev to staging, as one shell pipeline."""
     mlship = str(venv_bin("steps", "mlship"))
     register = [mlship, "register", "--config", str(steps.config("dev")), "--run-id", run_id]
-    promote = [mlship, "promote", "--model", steps.model, "--from", "dev", "--to", "staging",
-               "--values-dir", str(steps.values_dir)]
+    promote = [
+        mlship,
+        "promote",
+        "--model",
+        steps.model,
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--values-dir",
+        str(steps.values_dir),
+    ]
     return ["bash", "-c", f"{subprocess.list2cmdline(register)} && {subprocess.list2cmdline(promote)}"]
 
 
@@ -92,8 +101,14 @@ def test_two_pipelines_at_once(candidates: Candidates, tmp_path: Path) -> None:
     client = client_for(steps.tracking_uri)
 
     processes = [
-        subprocess.Popen(pipeline_command(steps, run_id), env=steps.environment(), cwd=steps.root, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            pipeline_command(steps, run_id),
+            env=steps.environment(),
+            cwd=steps.root,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for run_id in candidates.good
     ]
     outputs = [process.communicate(timeout=STEP_TIMEOUT_SECONDS) for process in processes]
@@ -126,11 +141,26 @@ def test_server_down_mid_step(candidates: Candidates, sqlite_server: MlflowServe
     promote_steps.register(run_id)
     pause = {"MLSHIP_FAILPOINT": "before-set-alias:pause", "MLSHIP_FAILPOINT_TIMEOUT": "600"}
 
-    register = register_steps.start("register", "--config", str(register_steps.config("dev")), "--run-id", run_id,
-                                    extra_env={**pause, "MLSHIP_FAILPOINT_DIR": str(register_steps.root)})
-    promote = promote_steps.start("promote", "--model", promote_steps.model, "--from", "dev", "--to", "staging",
-                                  "--values-dir", str(promote_steps.values_dir),
-                                  extra_env={**pause, "MLSHIP_FAILPOINT_DIR": str(promote_steps.root)})
+    register = register_steps.start(
+        "register",
+        "--config",
+        str(register_steps.config("dev")),
+        "--run-id",
+        run_id,
+        extra_env={**pause, "MLSHIP_FAILPOINT_DIR": str(register_steps.root)},
+    )
+    promote = promote_steps.start(
+        "promote",
+        "--model",
+        promote_steps.model,
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--values-dir",
+        str(promote_steps.values_dir),
+        extra_env={**pause, "MLSHIP_FAILPOINT_DIR": str(promote_steps.root)},
+    )
     wait_for_file(register_steps.root / "before-set-alias.reached")
     wait_for_file(promote_steps.root / "before-set-alias.reached")
     sqlite_server.stop()

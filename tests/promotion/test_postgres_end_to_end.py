@@ -88,4 +88,3 @@ def test_promote_and_rollback_on_postgres(postgres_mlflow: MlflowServer, tmp_pat
     assert len(table) == 1 + len(records)
     assert "rollback" in table[-1]
     assert "carol" in table[-1]
-

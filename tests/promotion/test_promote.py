@@ -141,10 +141,31 @@ def test_failed_validation_is_never_registered(candidates: Candidates, tmp_path:
 def test_promote_config_mismatch(candidates: Candidates, tmp_path: Path) -> None:
     steps = model_steps(candidates, tmp_path, "iris-mismatch")
 
-    wrong_model = steps.run("promote", "--model", "other-model", "--from", "dev", "--to", "staging",
-                            "--values-dir", str(steps.values_dir), expect=1)
-    wrong_config = steps.run("promote", "--model", "iris-mismatch", "--from", "dev", "--to", "staging",
-                             "--config", str(steps.config("prod")), "--no-values-file", expect=1)
+    wrong_model = steps.run(
+        "promote",
+        "--model",
+        "other-model",
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--values-dir",
+        str(steps.values_dir),
+        expect=1,
+    )
+    wrong_config = steps.run(
+        "promote",
+        "--model",
+        "iris-mismatch",
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--config",
+        str(steps.config("prod")),
+        "--no-values-file",
+        expect=1,
+    )
 
     assert "not 'other-model'" in wrong_model.stderr
     assert "is for environment 'prod'" in wrong_config.stderr

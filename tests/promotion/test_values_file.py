@@ -40,16 +40,18 @@ networkPolicy:
 
 
 def changed_lines(old: str, new: str) -> list[tuple[str, str]]:
-    return [(before, after) for before, after in zip(old.splitlines(), new.splitlines(), strict=True)
-            if before != after]
+    return [
+        (before, after) for before, after in zip(old.splitlines(), new.splitlines(), strict=True) if before != after
+    ]
 
 
 def test_pin_changes_only_version_line() -> None:
     pinned = pin_version(STAGING, "12")
 
     # ruamel.yaml keeps the comment in its column.
-    assert changed_lines(STAGING, pinned) == [('    version: "1"   # trailing comment',
-                                               '    version: "12"  # trailing comment')]
+    assert changed_lines(STAGING, pinned) == [
+        ('    version: "1"   # trailing comment', '    version: "12"  # trailing comment')
+    ]
     assert yaml.safe_load(pinned)["serving"]["model"]["version"] == "12"
     assert yaml.safe_load(pinned)["serving"]["canary"]["model"]["version"] == "7"
 
@@ -109,11 +111,11 @@ def test_merge_values_overrides_nested() -> None:
 
 def test_environment_follows_alias(tmp_path: Path) -> None:
     chart_values = tmp_path / "values.yaml"
-    chart_values.write_text("serving:\n  model:\n    alias: dev\n    version: \"\"\n", encoding="utf-8")
+    chart_values.write_text('serving:\n  model:\n    alias: dev\n    version: ""\n', encoding="utf-8")
     dev = tmp_path / "dev.yaml"
     dev.write_text("environment: dev\n", encoding="utf-8")
     prod = tmp_path / "prod.yaml"
-    prod.write_text("serving:\n  model:\n    alias: prod\n    version: \"4\"\n", encoding="utf-8")
+    prod.write_text('serving:\n  model:\n    alias: prod\n    version: "4"\n', encoding="utf-8")
 
     assert environment_follows_alias(dev, chart_values, "dev")
     assert not environment_follows_alias(prod, chart_values, "prod")

@@ -45,13 +45,17 @@ Renders nothing; fails the render on a conflict.
 
 {{/*
 Backend store URI. The PostgreSQL credentials stay in the Secret: the URI refers to the
-container's DB_USER and DB_PASSWORD variables, which Kubernetes expands in args.
+container's DB_USER and DB_PASSWORD variables, which Kubernetes expands in args. The
+driver is named because the registry image ships psycopg2, and MLflow 3.17 otherwise
+loads psycopg (version 3) for a plain postgresql:// URI.
+NOTE: the password is placed in the URI as it is, so it must not contain URI delimiters
+such as @, / or :.
 */}}
 {{- define "mlship.registry.backendStoreUri" -}}
 {{- $backend := .Values.registry.backend -}}
 {{- if eq $backend.type "postgresql" -}}
 {{- $pg := $backend.postgresql -}}
-{{- printf "postgresql://$(DB_USER):$(DB_PASSWORD)@%s:%v/%s?sslmode=%s" $pg.host $pg.port $pg.database $pg.sslMode -}}
+{{- printf "postgresql+psycopg2://$(DB_USER):$(DB_PASSWORD)@%s:%v/%s?sslmode=%s" $pg.host $pg.port $pg.database $pg.sslMode -}}
 {{- else -}}
 sqlite:////mlflow/mlflow.db
 {{- end -}}
