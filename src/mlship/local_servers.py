@@ -73,6 +73,21 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Send SIGTERM to the process group of ``process``, then SIGKILL after ``timeout`` seconds.
+
+    Servers start in their own session, so this also stops their worker processes.
+    """
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class ServerProcess:
     """A server started in its own process group, stopped with its workers."""
 
@@ -109,12 +124,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_process_group(self.process)
             log.info("stopped %s (pid %d)", self.name, self.process.pid)
         for folder in self.scratch_dirs:
             shutil.rmtree(folder, ignore_errors=True)

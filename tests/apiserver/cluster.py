@@ -21,7 +21,6 @@ import datetime
 import ipaddress
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mlship.local_servers import stop_process_group
 from tests.support.network import free_port
 from tests.support.paths import TOOLS
 
@@ -307,14 +307,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-characters:]
 
     def stop(self) -> None:
-        if self.exited():
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
 
 def _wait_for_port(process: ServerProcess, port: int, timeout: float) -> None:

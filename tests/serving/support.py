@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from mlship.local_servers import stop_process_group
 from tests.support.network import free_port, wait_for_http
 from tests.support.paths import REPO, venv_bin
 
@@ -124,14 +124,8 @@ class ModelServer:
         return requests.post(self.url + PREDICT_PATH, json=payload, timeout=30)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def __enter__(self) -> ModelServer:
         return self.start().wait_ready()
