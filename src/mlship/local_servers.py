@@ -149,8 +149,14 @@ def mlflow_server(venv: Path, root: Path, port: int, backend_store_uri: str | No
         "--artifacts-destination", str(root.resolve() / "artifacts"),
         "--serve-artifacts",
     ]  # fmt: skip
-    # MLflow 3 sends telemetry from the server too; there is no route for it here.
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # MLflow 3 sends telemetry from the server too, and there is no route for it here. Its
+    # background job runner starts seven more processes, which nothing in mlship uses.
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     return ServerProcess("MLflow server", command, env, root / "mlflow-server.log", f"http://{LOOPBACK}:{port}/health")
 
 
