@@ -49,8 +49,12 @@ test: setup lint chart-unittest ## every test: lint, helm-unittest, pytest
 	$(DEV)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench-serving
-bench-serving: setup ## benchmark the model server against MLServer and mlflow models serve
+bench-serving: venvs system-packages ## benchmark the model server against MLServer and mlflow models serve
 	$(DEV)/python ci/bench_serving.py
+
+.PHONY: soak-serving
+soak-serving: venvs system-packages ## 5 minutes of paced requests: errors and server memory
+	$(DEV)/python ci/soak_serving.py
 
 .PHONY: lock
 lock: ## regenerate every lock file from pyproject.toml
