@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 VENVS = REPO_ROOT / ".venv"
 PREDICTION_ROWS = 6
+SUMMARY_METRICS = ("test_accuracy", "test_f1_macro", "latency_single_p99_ms", "latency_batch_p99_ms")
 
 
 def say(line: str = "") -> None:
@@ -201,16 +202,19 @@ def run(args: argparse.Namespace) -> int:
         say(f"  {answer['actual']:<14} {answer['predicted']:<14} {answer['probability']:11.3f}  {served}")
 
     say("\n==> summary")
-    say(f"  model            {settings['modelName']} version {version} (alias {settings['alias']})")
-    say(f"  model URI        {model_uri}")
-    say(f"  MLflow run       {run_id}")
-    for name in ("test_accuracy", "test_f1_macro", "latency_single_p99_ms", "latency_batch_p99_ms"):
-        if name in metrics:
-            say(f"  {name:<16} {metrics[name]:.4f}")
-    say(f"  model server     {url} (stopped)")
-    say(f"  MLflow server    {tracking_uri} (stopped; data in {run_dir / 'mlflow'}, log {registry_log})")
-    say(f"  summary          {run_dir / 'summary.html'}")
-    say(f"  wall time        {time.monotonic() - started:.1f} s")
+    rows = [
+        ("model", f"{settings['modelName']} version {version} (alias {settings['alias']})"),
+        ("model URI", model_uri),
+        ("MLflow run", run_id),
+        *[(name, f"{metrics[name]:.4f}") for name in SUMMARY_METRICS if name in metrics],
+        ("model server", f"{url} (stopped)"),
+        ("MLflow server", f"{tracking_uri} (stopped; data in {run_dir / 'mlflow'}, log {registry_log})"),
+        ("summary", str(run_dir / "summary.html")),
+        ("wall time", f"{time.monotonic() - started:.1f} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        say(f"  {label:<{width}}  {value}")
     return 0
 
 
