@@ -1,7 +1,7 @@
 """Write a data set that scikit-learn ships (Iris, wine, breast cancer) to CSV or Parquet.
 
 Column names become snake_case (``sepal length (cm)`` -> ``sepal_length_cm``) and the
-target column holds class names, so the file looks like data a team would bring.
+target column contains class names, so the file looks like data a team would bring.
 """
 
 from __future__ import annotations

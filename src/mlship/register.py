@@ -142,8 +142,8 @@ def register_run(client: mlflow.MlflowClient, name: str, alias: str, run_id: str
             reason=f"workflow {run.data.tags.get(TAG_WORKFLOW, 'unknown')}",
         )
 
-    # Setting an alias moves it atomically from any previous holder, so exactly one
-    # version holds it.
+    # Setting an alias moves it atomically from any previous version, so exactly one
+    # version has it.
     audit.move_alias(client, name, alias, str(version.version), build_record)
     log.info("alias %s@%s points at version %s (run %s)", name, alias, version.version, run_id)
     return version

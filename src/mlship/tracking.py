@@ -63,7 +63,7 @@ def with_retries[T](
 
 
 def check_server(uri: str | None = None, attempts: int | None = None) -> str:
-    """Check that the MLflow server answers /health, with bounded retries; return its URI.
+    """Check that the MLflow server returns 200 on /health, with bounded retries; return its URI.
 
     File-based URIs (a local folder or ``sqlite:``) have no server to check.
     """

@@ -14,7 +14,7 @@ def free_port() -> int:
 
 
 def wait_for_http(url: str, timeout: float = 60.0, process=None) -> None:
-    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` seconds pass."""
+    """Poll ``url`` until it returns 200, the process exits, or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
