@@ -22,7 +22,7 @@ venvs: ## build .venv/{steps,serve,registry,dev} from the lock files
 	bash ci/setup-venvs.sh
 
 .PHONY: tools
-tools: system-packages ## build helm v3 and v4, helm-unittest, kubeconform, schemas and the API server into .tools
+tools: system-packages ## build helm v3 and v4, helm-unittest, kubeconform, vegeta, schemas and the API server into .tools
 	bash ci/install-tools.sh
 	bash ci/apiserver/build.sh
 
@@ -49,11 +49,11 @@ test: setup lint chart-unittest ## every test: lint, helm-unittest, pytest
 	$(DEV)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench-serving
-bench-serving: venvs system-packages ## benchmark the model server against MLServer and mlflow models serve
+bench-serving: venvs system-packages tools ## benchmark the model server against MLServer and mlflow models serve
 	$(DEV)/python ci/bench_serving.py
 
 .PHONY: soak-serving
-soak-serving: venvs system-packages ## 5 minutes of paced requests: errors and server memory
+soak-serving: venvs system-packages tools ## 5 minutes at a constant rate, bad requests mixed in: errors and server memory
 	$(DEV)/python ci/soak_serving.py
 
 .PHONY: lock

@@ -14,10 +14,15 @@ that folder's pickle with each server in turn, each with one worker process on
 * ``mlflow models serve --env-manager local`` from ``.venv/registry``.
 
 Each server gets the same rows and returns class probabilities. ``wrk`` drives it with
-single-row and 1,000-row requests at 1, 8 and 32 connections, after a warm-up, and then
-at a fixed pace of about 200 requests/s for the p99 target. Results go to
-``.run/bench/results.json`` and ``.run/bench/latency.png`` (drawn with ``.venv/steps``,
-which has matplotlib). Only loopback addresses are used.
+single-row and 1,000-row requests at 1, 8 and 32 connections, after a warm-up (a closed
+loop: each connection sends its next request when the response to the last one arrives). Then
+``vegeta`` sends requests at a constant rate whatever the latency (an open loop), 200
+single-row requests/s for the p99 target and 100 1,000-row requests/s. Results go to
+``.run/bench/results.json``, ``.run/bench/latency.png`` (drawn with ``.venv/steps``,
+which has matplotlib) and one vegeta latency-over-time page per constant-rate run
+(``<server>-<payload>-rate.html``). ``--profile`` also samples mlship's worker with py-spy
+at 8 connections, after the measurements, and writes ``profile-<payload>.svg`` and a
+summary. Only loopback addresses are used.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,9 +57,12 @@ OUTPUT_DIR = REPO / ".run" / "bench"
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 CONCURRENCY = (1, 8, 32)
 BATCH_ROWS = {"single": 1, "batch": 1000}
-PACED_RATE = 200  # requests/s for the p99 target
-PACED_CONNECTIONS = 2
+# Requests/s of the constant-rate (open-loop) runs; single rows at the p99 target's rate.
+RATES = {"single": 200, "batch": 100}
+PROFILE_CONNECTIONS = 8
 STARTUP_TIMEOUT_SECONDS = 300
+VEGETA = REPO / ".tools" / "bin" / "vegeta"
+PY_SPY = VENVS / "bench" / "bin" / "py-spy"
 
 # wrk calls done() once at the end; it prints one JSON line that run_wrk() reads back.
 # Latencies are in microseconds. Any status other than 200 counts as an error.
@@ -60,7 +70,6 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open(os.getenv("BENCH_BODY_FILE"), "r"):read("*a")
-local pause_ms = tonumber(os.getenv("BENCH_PAUSE_MS") or "0")
 local threads = {}
 
 function setup(thread)
@@ -69,10 +78,6 @@ end
 
 function init(args)
   bad_status = 0
-end
-
-function delay()
-  return pause_ms
 end
 
 function response(status, headers, body)
@@ -118,6 +123,9 @@ class Server:
 
 @dataclass
 class Measurement:
+    """One load run. ``connections`` is 0 and ``rate`` the requests/s aimed at for vegeta's
+    constant-rate runs; ``rate`` is 0 for wrk's runs."""
+
     server: str
     payload: str
     connections: int
@@ -127,7 +135,12 @@ class Measurement:
     p99_ms: float
     errors: int
     requests: int
-    pause_ms: float = 0.0
+    rate: float = 0.0
+    round: int = 0  # 1, 2, ... for one round's run; 0 for the median over all rounds
+
+    @property
+    def load(self) -> str:
+        return f"{self.rate:.0f} req/s" if self.rate else f"{self.connections} conn"
 
 
 @dataclass
@@ -135,7 +148,34 @@ class Results:
     settings: dict[str, Any]
     machine: dict[str, Any]
     in_process_ms: dict[str, float]
-    measurements: list[Measurement] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)  # medians over the rounds
+    rounds: list[Measurement] = field(default_factory=list)  # every round's runs
+
+
+def median_over_rounds(runs: list[Measurement]) -> list[Measurement]:
+    """Return one measurement per server, payload and load: the median of each figure
+    over the rounds (errors and requests are summed)."""
+    groups: dict[tuple[str, str, str], list[Measurement]] = {}
+    for run in runs:
+        groups.setdefault((run.server, run.payload, run.load), []).append(run)
+    medians = []
+    for group in groups.values():
+        first = group[0]
+        medians.append(
+            Measurement(
+                first.server,
+                first.payload,
+                first.connections,
+                requests_per_second=statistics.median(run.requests_per_second for run in group),
+                p50_ms=statistics.median(run.p50_ms for run in group),
+                p90_ms=statistics.median(run.p90_ms for run in group),
+                p99_ms=statistics.median(run.p99_ms for run in group),
+                errors=sum(run.errors for run in group),
+                requests=sum(run.requests for run in group),
+                rate=first.rate,
+            )
+        )
+    return medians
 
 
 def free_port() -> int:
@@ -369,9 +409,7 @@ def check_answer(server: Server, rows: list[list[float]]) -> None:
 # Load generation
 
 
-def run_wrk(
-    server: Server, body_file: Path, script: Path, connections: int, seconds: float, pause_ms: float = 0.0
-) -> dict[str, Any]:
+def run_wrk(server: Server, body_file: Path, script: Path, connections: int, seconds: float) -> dict[str, Any]:
     threads = min(connections, 2)
     command = [
         "wrk",
@@ -387,7 +425,7 @@ def run_wrk(
         str(script),
         server.url + server.predict_path,
     ]
-    environment = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_PAUSE_MS": str(pause_ms)}
+    environment = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
     finished = subprocess.run(
         command, capture_output=True, text=True, env=environment, timeout=seconds + 60, check=False
     )
@@ -397,7 +435,7 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no summary: {finished.stdout[-500:]} {finished.stderr[-500:]}")
 
 
-def to_measurement(server: str, payload: str, connections: int, raw: dict[str, Any], pause_ms: float) -> Measurement:
+def wrk_measurement(server: str, payload: str, connections: int, raw: dict[str, Any]) -> Measurement:
     errors = raw["bad_status"] + raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return Measurement(
         server,
@@ -409,11 +447,73 @@ def to_measurement(server: str, payload: str, connections: int, raw: dict[str, A
         p99_ms=raw["p99_us"] / 1000,
         errors=errors,
         requests=raw["requests"],
-        pause_ms=pause_ms,
     )
 
 
-def benchmark_server(server: Server, work: Path, args: argparse.Namespace) -> list[Measurement]:
+def write_vegeta_targets(server: Server, body_file: Path, targets: Path) -> None:
+    """Write a vegeta targets file (its HTTP format) that posts ``body_file`` to ``server``."""
+    targets.write_text(f"POST {server.url}{server.predict_path}\nContent-Type: application/json\n@{body_file}\n")
+
+
+def run_vegeta(targets: Path, rate: float, seconds: float, results: Path) -> dict[str, Any]:
+    """Send requests at a constant rate with vegeta; return its JSON report.
+
+    vegeta starts each request on schedule whether or not earlier ones have
+    completed, so a slow response delays no later request and every latency counts
+    (no coordinated omission). Its binary results are kept in ``results``.
+    """
+    subprocess.run(
+        [
+            str(VEGETA),
+            "attack",
+            f"-rate={rate:g}/1s",
+            f"-duration={max(1, round(seconds))}s",
+            "-timeout=10s",
+            f"-targets={targets}",
+            f"-output={results}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=seconds + 60,
+    )
+    report = subprocess.run(
+        [str(VEGETA), "report", "-type=json", str(results)], check=True, capture_output=True, text=True, timeout=60
+    )
+    return dict(json.loads(report.stdout))
+
+
+def vegeta_measurement(server: str, payload: str, rate: float, report: dict[str, Any]) -> Measurement:
+    latencies = report["latencies"]
+    succeeded = int(report["status_codes"].get("200", 0))
+    return Measurement(
+        server,
+        payload,
+        0,
+        requests_per_second=float(report["throughput"]),
+        p50_ms=latencies["50th"] / 1e6,
+        p90_ms=latencies["90th"] / 1e6,
+        p99_ms=latencies["99th"] / 1e6,
+        errors=int(report["requests"]) - succeeded,
+        requests=int(report["requests"]),
+        rate=rate,
+    )
+
+
+def plot_over_time(results: Path, page: Path, title: str) -> None:
+    """Write vegeta's latency-over-time chart (a self-contained HTML page)."""
+    with page.open("wb") as output:
+        subprocess.run([str(VEGETA), "plot", f"-title={title}", str(results)], check=True, stdout=output, timeout=120)
+
+
+def print_measurement(row: Measurement) -> None:
+    print(
+        f"  {row.server:8} {row.payload:6} {row.load:11} {row.requests_per_second:8.0f} req/s "
+        f"p50 {row.p50_ms:7.2f} ms p99 {row.p99_ms:7.2f} ms errors {row.errors}",
+        flush=True,
+    )
+
+
+def benchmark_server(server: Server, work: Path, args: argparse.Namespace, round_number: int) -> list[Measurement]:
     script = work / "wrk.lua"
     script.write_text(WRK_SCRIPT)
     results = []
@@ -425,112 +525,191 @@ def benchmark_server(server: Server, work: Path, args: argparse.Namespace) -> li
         run_wrk(server, body_file, script, 8, args.warmup)
         for connections in CONCURRENCY:
             raw = run_wrk(server, body_file, script, connections, args.duration)
-            results.append(to_measurement(server.name, payload, connections, raw, 0.0))
-            print(
-                f"  {server.name:8} {payload:6} c={connections:<3} {results[-1].requests_per_second:8.0f} req/s "
-                f"p50 {results[-1].p50_ms:7.2f} ms p99 {results[-1].p99_ms:7.2f} ms errors {results[-1].errors}",
-                flush=True,
-            )
-    # The pace: each connection pauses so that together they send about PACED_RATE req/s.
-    body_file = work / f"{server.name}-single.json"
-    pause_ms = 1000 * PACED_CONNECTIONS / PACED_RATE
-    raw = run_wrk(server, body_file, script, PACED_CONNECTIONS, args.duration, pause_ms)
-    results.append(to_measurement(server.name, "paced", PACED_CONNECTIONS, raw, pause_ms))
-    print(
-        f"  {server.name:8} paced  c={PACED_CONNECTIONS:<3} {results[-1].requests_per_second:8.0f} req/s "
-        f"p99 {results[-1].p99_ms:7.2f} ms errors {results[-1].errors}",
-        flush=True,
-    )
+            results.append(wrk_measurement(server.name, payload, connections, raw))
+            results[-1].round = round_number
+            print_measurement(results[-1])
+
+        targets = work / f"{server.name}-{payload}.targets"
+        write_vegeta_targets(server, body_file, targets)
+        attack = work / f"{server.name}-{payload}.bin"
+        report = run_vegeta(targets, RATES[payload], args.duration, attack)
+        results.append(vegeta_measurement(server.name, payload, RATES[payload], report))
+        results[-1].round = round_number
+        print_measurement(results[-1])
+        plot_over_time(
+            attack,
+            args.output / f"{server.name}-{payload}-rate.html",
+            f"{server.name}, {row_count}-row requests at {RATES[payload]} requests/s",
+        )
+
+        if args.profile and server.name == "mlship" and round_number == args.rounds:
+            profile(server, body_file, script, payload, args)
     return results
+
+
+# ---------------------------------------------------------------------------------------
+# Profile
+
+
+def profile(server: Server, body_file: Path, script: Path, payload: str, args: argparse.Namespace) -> None:
+    """Sample the server's processes with py-spy under wrk's load; write a flame graph and a summary.
+
+    This runs after the measurements of ``payload``, so the sampling does not slow them.
+    """
+    assert server.process is not None and server.process.process is not None
+    stem = args.output / f"profile-{payload}"
+    seconds = max(2, round(args.duration))
+    command = [str(PY_SPY), "record", "--pid", str(server.process.process.pid), "--subprocesses"]
+    command += ["--nonblocking", "--duration", str(seconds), "--rate", "200"]
+    recorders = [
+        subprocess.Popen(
+            [*command, "--format", kind, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for kind, path in (("flamegraph", stem.with_suffix(".svg")), ("raw", stem.with_suffix(".txt")))
+    ]
+    time.sleep(1)  # py-spy attaches to every process of the group before it samples
+    run_wrk(server, body_file, script, PROFILE_CONNECTIONS, seconds)
+    for recorder in recorders:
+        _, error = recorder.communicate(timeout=60)
+        if recorder.returncode != 0:
+            raise RuntimeError(f"py-spy failed with exit code {recorder.returncode}: {error.decode()[-500:]}")
+    summary = summarize_profile(stem.with_suffix(".txt").read_text())
+    stem.with_suffix(".summary.txt").write_text(summary)
+    print(f"  profile of mlship, {payload}, {PROFILE_CONNECTIONS} connections ({stem}.svg):")
+    print(textwrap.indent(summary, "    "), flush=True)
+
+
+# Stages of a prediction request, by the function whose stack frames they include.
+PROFILE_STAGES = {
+    "decode the request JSON": "decode_request",
+    "check the payload, build the matrix": "features_from_payload",
+    "predict_proba": "predict_proba",
+    "encode the response JSON": "encode_prediction",
+    "count requests and durations": "record_prediction",
+    "the whole Flask request": "full_dispatch_request",
+    "gunicorn: read, parse, write": "handle_request",
+}
+
+
+def summarize_profile(collapsed: str) -> str:
+    """Summarize py-spy's collapsed stacks of the gunicorn worker.
+
+    Each line of ``collapsed`` is ``frame;frame;...;frame count``. The summary gives the
+    share of the worker's samples spent inside each stage and the functions that were
+    most often at the top of the stack. Idle threads (waiting in ``select`` or on a
+    lock) are counted separately.
+    """
+    stacks: list[tuple[list[str], int]] = []
+    for line in collapsed.splitlines():
+        frames, _, count = line.rpartition(" ")
+        stacks.append((frames.split(";"), int(count)))
+    worker = [(frames, count) for frames, count in stacks if any("handle_request" in frame for frame in frames)]
+    total = sum(count for _, count in worker)
+    if total == 0:
+        return "no samples inside gunicorn's handle_request: the worker was idle or py-spy saw no request"
+    lines = [f"{total} samples inside gunicorn's handle_request; share of those in:"]
+    for stage, function in PROFILE_STAGES.items():
+        inside = sum(count for frames, count in worker if any(f"{function} (" in frame for frame in frames))
+        lines.append(f"  {100 * inside / total:5.1f}%  {stage} ({function})")
+    leaves: dict[str, int] = {}
+    for frames, count in worker:
+        # A frame reads "function (path/to/file.py:line)"; the line number is dropped.
+        match = re.fullmatch(r"(.*) \((.*?)(?::\d+)?\)", frames[-1])
+        leaf = f"{match[1]} ({Path(match[2]).name})" if match else frames[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + count
+    lines.append("most frequent innermost frames:")
+    for leaf, count in sorted(leaves.items(), key=lambda item: -item[1])[:10]:
+        lines.append(f"  {100 * count / total:5.1f}%  {leaf}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------
 # Report
 
 
-def find(results: Results, server: str, payload: str, connections: int) -> Measurement | None:
+def find(results: Results, server: str, payload: str, load: str) -> Measurement | None:
     for measurement in results.measurements:
-        if (measurement.server, measurement.payload, measurement.connections) == (server, payload, connections):
+        if (measurement.server, measurement.payload, measurement.load) == (server, payload, load):
             return measurement
     return None
 
 
+def loads(payload: str) -> list[str]:
+    """Return the load labels of one payload's runs, in the order they run."""
+    return [f"{connections} conn" for connections in CONCURRENCY] + [f"{RATES[payload]} req/s"]
+
+
 def format_table(results: Results) -> str:
     peers = [name for name in ("mlserver", "mlflow") if any(m.server == name for m in results.measurements)]
-    header = [
-        "payload",
-        "conc",
-        "server",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        *[f"x {peer}" for peer in peers],
-        "overhead ms",
-    ]
+    header = ["payload", "load", "server", "req/s", "p50 ms", "p99 ms", "errors"]
+    header += [f"x {peer}" for peer in peers] + ["overhead ms"]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
-    for payload in [*BATCH_ROWS, "paced"]:
-        connection_counts = (PACED_CONNECTIONS,) if payload == "paced" else CONCURRENCY
-        for connections in connection_counts:
-            ours = find(results, "mlship", payload, connections)
+    for payload in BATCH_ROWS:
+        for load in loads(payload):
+            ours = find(results, "mlship", payload, load)
             for server in ["mlship", *peers]:
-                row = find(results, server, payload, connections)
+                row = find(results, server, payload, load)
                 if row is None:
                     continue
+                # Throughput ratios compare the closed-loop runs only: at a constant rate
+                # every server that keeps up completes the same number of requests.
                 ratios = []
                 for peer in peers:
-                    other = find(results, peer, payload, connections)
-                    ratios.append(
-                        f"{ours.requests_per_second / other.requests_per_second:.2f}"
-                        if server == "mlship" and ours and other
-                        else ""
-                    )
+                    other = find(results, peer, payload, load)
+                    show = server == "mlship" and ours and other and not row.rate
+                    ratios.append(f"{ours.requests_per_second / other.requests_per_second:.2f}" if show else "")
                 # Overhead: p50 minus the in-process predict_proba time of the same rows,
-                # shown where the server handles one request at a time.
-                floor = results.in_process_ms["batch" if payload == "batch" else "single"]
-                overhead = f"{row.p50_ms - floor:.2f}" if connections == 1 or payload == "paced" else ""
-                lines.append(
-                    " | ".join(
-                        [
-                            payload,
-                            str(connections),
-                            server,
-                            f"{row.requests_per_second:.0f}",
-                            f"{row.p50_ms:.2f}",
-                            f"{row.p99_ms:.2f}",
-                            str(row.errors),
-                            *ratios,
-                            overhead,
-                        ]
-                    )
-                )
+                # shown where requests do not wait for each other.
+                overhead = f"{row.p50_ms - results.in_process_ms[payload]:.2f}" if row.connections <= 1 else ""
+                cells = [payload, load, server, f"{row.requests_per_second:.0f}", f"{row.p50_ms:.2f}"]
+                cells += [f"{row.p99_ms:.2f}", str(row.errors), *ratios, overhead]
+                lines.append(" | ".join(cells))
     return "\n".join(f"| {line} |" for line in lines)
+
+
+def round_ratios(results: Results, payload: str, load: str, peer: str) -> list[float]:
+    """Return mlship's requests/s over ``peer``'s in each round."""
+    by_round: dict[tuple[str, int], float] = {
+        (run.server, run.round): run.requests_per_second
+        for run in results.rounds
+        if (run.payload, run.load) == (payload, load)
+    }
+    rounds = sorted({run.round for run in results.rounds})
+    return [
+        by_round[("mlship", number)] / by_round[(peer, number)]
+        for number in rounds
+        if ("mlship", number) in by_round and (peer, number) in by_round
+    ]
 
 
 def format_targets(results: Results) -> str:
     lines = []
-    ours = find(results, "mlship", "single", 8)
-    found = [find(results, peer, "single", 8) for peer in ("mlserver", "mlflow")]
-    peers = [peer for peer in found if peer is not None]
-    if ours and peers:
-        fastest = max(peers, key=lambda peer: peer.requests_per_second)
-        ratio = ours.requests_per_second / fastest.requests_per_second
-        lines.append(
-            f"throughput at 8 connections: {ratio:.2f}x {fastest.server} (target >= 1.5x): "
-            f"{'met' if ratio >= 1.5 else 'missed'}"
-        )
-    paced = find(results, "mlship", "paced", PACED_CONNECTIONS)
+    for payload in BATCH_ROWS:
+        ours = find(results, "mlship", payload, "8 conn")
+        peers = [peer for name in ("mlserver", "mlflow") if (peer := find(results, name, payload, "8 conn"))]
+        if ours and peers:
+            fastest = max(peers, key=lambda peer: peer.requests_per_second)
+            ratio = ours.requests_per_second / fastest.requests_per_second
+            per_round = ", ".join(f"{value:.2f}" for value in round_ratios(results, payload, "8 conn", fastest.server))
+            lines.append(
+                f"throughput, {payload}, 8 connections: {ratio:.2f}x {fastest.server} "
+                f"({ours.requests_per_second:.0f} against {fastest.requests_per_second:.0f} req/s; "
+                f"each round: {per_round}; target >= 1.5x): {'met' if ratio >= 1.5 else 'missed'}"
+            )
+    paced = find(results, "mlship", "single", f"{RATES['single']} req/s")
     if paced:
+        kept_up = paced.requests_per_second >= 0.95 * paced.rate and paced.errors == 0
         lines.append(
-            f"p99 at {paced.requests_per_second:.0f} req/s: {paced.p99_ms:.2f} ms (target <= 5 ms): "
-            f"{'met' if paced.p99_ms <= 5 else 'missed'}"
+            f"p99, single, constant {paced.rate:.0f} req/s: {paced.p99_ms:.2f} ms, "
+            f"{paced.requests_per_second:.0f} successful req/s, {paced.errors} errors (target <= 5 ms): "
+            f"{'met' if paced.p99_ms <= 5 and kept_up else 'missed'}"
         )
-    single = find(results, "mlship", "single", 1)
+    single = find(results, "mlship", "single", "1 conn")
     if single:
         overhead = single.p50_ms - results.in_process_ms["single"]
         lines.append(
-            f"p50 overhead, single row, 1 connection: {overhead:.2f} ms (target < 1 ms): "
-            f"{'met' if overhead < 1 else 'missed'}"
+            f"p50 overhead, single, 1 connection: {overhead:.2f} ms (p50 {single.p50_ms:.2f} minus "
+            f"{results.in_process_ms['single']:.2f} in process; target < 1 ms): {'met' if overhead < 1 else 'missed'}"
         )
     return "\n".join(lines)
 
@@ -541,10 +720,12 @@ PLOT_SCRIPT = textwrap.dedent("""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     results = json.load(open(sys.argv[1]))
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    servers = ["mlship", "mlserver", "mlflow"]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for axis, payload in zip(axes, ["single", "batch"]):
-        for server in ["mlship", "mlserver", "mlflow"]:
-            rows = [m for m in results["measurements"] if m["server"] == server and m["payload"] == payload]
+        for server in servers:
+            rows = [m for m in results["measurements"]
+                    if m["server"] == server and m["payload"] == payload and not m["rate"]]
             if not rows:
                 continue
             axis.plot([m["connections"] for m in rows], [m["p50_ms"] for m in rows], marker="o", label=server + " p50")
@@ -552,10 +733,21 @@ PLOT_SCRIPT = textwrap.dedent("""
                       label=server + " p99")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
-        axis.set_xlabel("connections")
+        axis.set_xlabel("connections (closed loop, wrk)")
         axis.set_ylabel("latency (ms)")
         axis.set_title(payload + (" (1 row)" if payload == "single" else " (1,000 rows)"))
         axis.legend(fontsize=7)
+    axis = axes[2]
+    rated = [m for m in results["measurements"] if m["rate"]]
+    labels = [f"{m['server']}\\n{m['payload']} {m['rate']:.0f}/s" for m in rated]
+    positions = range(len(rated))
+    axis.bar([p - 0.2 for p in positions], [m["p50_ms"] for m in rated], width=0.4, label="p50")
+    axis.bar([p + 0.2 for p in positions], [m["p99_ms"] for m in rated], width=0.4, label="p99")
+    axis.set_xticks(list(positions), labels, fontsize=7)
+    axis.set_yscale("log")
+    axis.set_ylabel("latency (ms)")
+    axis.set_title("constant rate (open loop, vegeta)")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(sys.argv[2], dpi=110)
 """)
@@ -570,11 +762,15 @@ def plot(results_file: Path, image: Path) -> None:
 
 
 def ensure_bench_venv() -> None:
-    if Path(venv_bin("bench", "mlserver")).exists():
-        return
+    """Create ``.venv/bench`` when missing and bring it in line with its lock file."""
     uv = REPO / ".tools" / "uv" / "bin" / "uv"
-    python = subprocess.run(["bash", str(REPO / "ci" / "find-python.sh")], capture_output=True, text=True, check=True)
-    subprocess.run([str(uv), "venv", "--quiet", "--python", python.stdout.strip(), str(VENVS / "bench")], check=True)
+    if not Path(venv_bin("bench", "python")).exists():
+        python = subprocess.run(
+            ["bash", str(REPO / "ci" / "find-python.sh")], capture_output=True, text=True, check=True
+        )
+        subprocess.run(
+            [str(uv), "venv", "--quiet", "--python", python.stdout.strip(), str(VENVS / "bench")], check=True
+        )
     subprocess.run(
         [
             str(uv),
@@ -621,8 +817,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mlship-threads",
         type=int,
-        default=4,
-        help="gunicorn threads of mlship's one worker (default 4, as the image)",
+        default=1,
+        help="gunicorn threads of mlship's one worker (default 1, the sync worker, as the image)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="times each server is measured, taking turns; the table shows medians (default 3)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after mlship's measurements, sample its worker with py-spy at 8 connections for each payload",
     )
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR, help=f"result folder (default {OUTPUT_DIR})")
     return parser.parse_args(argv)
@@ -634,11 +841,24 @@ def main(argv: list[str] | None = None) -> int:
     # directory, so the model's path must be absolute.
     args.output = args.output.resolve()
     if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        print("wrk is not installed: run `make system-packages` (Debian package wrk)", file=sys.stderr)
+        return 2
+    if not VEGETA.exists():
+        print(f"{VEGETA.relative_to(REPO)} is missing: run `make tools`", file=sys.stderr)
+        return 2
+    if args.rounds < 1:
+        print(f"--rounds must be at least 1, got {args.rounds}", file=sys.stderr)
+        return 2
+    names = [name.strip() for name in args.servers.split(",") if name.strip()]
+    unknown = sorted(set(names) - {"mlship", "mlserver", "mlflow"})
+    if unknown:
+        print(
+            f"unknown server(s) {', '.join(unknown)} in --servers: choose from mlship, mlserver, mlflow",
+            file=sys.stderr,
+        )
         return 2
     args.output.mkdir(parents=True, exist_ok=True)
-    names = [name.strip() for name in args.servers.split(",") if name.strip()]
-    if "mlserver" in names:
+    if "mlserver" in names or args.profile:
         ensure_bench_venv()
 
     with tempfile.TemporaryDirectory(prefix="mlship-bench-") as temporary:
@@ -654,8 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {
             **{key: str(value) for key, value in vars(args).items()},
             "concurrency": CONCURRENCY,
-            "paced_rate": PACED_RATE,
-            "paced_connections": PACED_CONNECTIONS,
+            "rates": RATES,
         }
         results = Results(settings, machine(), in_process)
 
@@ -664,16 +883,20 @@ def main(argv: list[str] | None = None) -> int:
             "mlserver": lambda: mlserver_server(model_dir, work),
             "mlflow": lambda: mlflow_server(model_dir, work),
         }
-        for name in names:
-            server = factories[name]()
-            print(f"starting {name}", flush=True)
-            start(server, work)
-            try:
-                results.measurements.extend(benchmark_server(server, work, args))
-            finally:
-                stop(server)
-                if server.log_path is not None:
-                    shutil.copy(server.log_path, args.output / f"{name}.log")
+        # Servers take turns in every round, so a change in the machine's load during the
+        # run falls on all of them. The table gives the median of the rounds.
+        for round_number in range(1, args.rounds + 1):
+            for name in names:
+                server = factories[name]()
+                print(f"round {round_number} of {args.rounds}: starting {name}", flush=True)
+                start(server, work)
+                try:
+                    results.rounds.extend(benchmark_server(server, work, args, round_number))
+                finally:
+                    stop(server)
+                    if server.log_path is not None:
+                        shutil.copy(server.log_path, args.output / f"{name}.log")
+        results.measurements = median_over_rounds(results.rounds)
 
     results_file = args.output / "results.json"
     results_file.write_text(json.dumps(asdict(results), indent=2))

@@ -5,6 +5,7 @@
 #   .tools/bin/helm4           Helm v4
 #   .tools/bin/helm-unittest   helm-unittest, run directly: helm-unittest charts/mlship
 #   .tools/bin/kubeconform     kubeconform
+#   .tools/bin/vegeta          vegeta, the constant-rate load generator of ci/bench_serving.py
 #   .tools/k8s-schemas/        strict JSON schemas of the built-in kinds of two Kubernetes minors
 # promtool comes from Debian's prometheus package.
 set -euo pipefail
@@ -16,6 +17,7 @@ helm3_version=v3.21.4
 helm4_version=v4.3.2
 helm_unittest_version=v1.1.2 # pinned in ci/helm-unittest/go.mod
 kubeconform_version=v0.8.0
+vegeta_version=v12.13.0
 # The Kubernetes releases whose OpenAPI spec becomes kubeconform's schemas: the current
 # minor and the oldest minor the chart's kubeVersion constraint accepts.
 kubernetes_versions=(1.37.2 1.34.4)
@@ -54,7 +56,9 @@ go_install helm4 "helm.sh/helm/v4/cmd/helm@$helm4_version" \
 go_install kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$kubeconform_version"
 ln -sfn ../helm3/helm "$tools/bin/helm"
 ln -sfn ../helm4/helm "$tools/bin/helm4"
+go_install vegeta "github.com/tsenart/vegeta/v12@$vegeta_version" "-X main.Version=$vegeta_version"
 ln -sfn ../kubeconform/kubeconform "$tools/bin/kubeconform"
+ln -sfn ../vegeta/vegeta "$tools/bin/vegeta"
 
 # helm-unittest's go.mod has a replace line, which `go install pkg@version` rejects, so it
 # is built from a module of our own that repeats that line.

@@ -24,3 +24,5 @@ grep -E '^[A-Za-z0-9_.-]+==' images/serve/requirements.lock | sed 's/ .*//' >"$c
 compile --extra steps -c "$constraints" pyproject.toml -o images/steps/requirements.lock
 compile --extra dev -c "$constraints" pyproject.toml -o requirements-dev.lock
 compile --extra registry pyproject.toml -o images/registry/requirements.lock
+# Benchmark peers and the profiler, for ci/bench_serving.py only (never in an image).
+compile ci/bench/requirements.in -o ci/bench/requirements.lock

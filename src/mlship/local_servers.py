@@ -185,9 +185,9 @@ def model_server(
         "TMPDIR": socket_dir,
         "HOME": str(scratch),
         # As in images/serve/Dockerfile: REST only (a gRPC process would load a second copy
-        # of the model), and threaded workers that keep connections open.
+        # of the model), and gunicorn's sync worker.
         "GRPC_WORKERS": "0",
-        "GUNICORN_THREADS": "4",
+        "GUNICORN_THREADS": "1",
     }
     return ServerProcess(
         "model server",

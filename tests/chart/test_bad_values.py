@@ -20,6 +20,8 @@ SCHEMA_CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("unknown-nested-key", "dev", {"pipeline": {"data": {"targt": "species"}}}, "targt"),
     ("unknown-registry-key", "dev", {"registry": {"backend": {"postgres": {}}}}, "postgres"),
     ("replicas-wrong-type", "dev", {"serving": {"replicas": "two"}}, "/serving/replicas"),
+    ("no-server-workers", "dev", {"serving": {"workers": 0}}, "/serving/workers"),
+    ("server-threads-wrong-type", "dev", {"serving": {"threads": "four"}}, "/serving/threads"),
     ("enabled-wrong-type", "dev", {"pipeline": {"enabled": "yes"}}, "/pipeline/enabled"),
     ("canary-weight-above-100", "dev", {"serving": {"canary": {"weight": 120}}}, "/serving/canary/weight"),
     ("canary-weight-negative", "dev", {"serving": {"canary": {"weight": -5}}}, "/serving/canary/weight"),

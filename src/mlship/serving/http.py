@@ -8,7 +8,8 @@ on the app that serves port 9000. Its app-wide hooks close gaps of the wrapper:
 * a prediction request must be JSON with ``Content-Type: application/json`` and at most
   ``max_body_bytes`` long;
 * the hook returns the response to a valid prediction request itself (see
-  ``check_prediction_request``) and encodes it with orjson (see ``encode_prediction``);
+  ``check_prediction_request``), decoding the request and encoding the response with
+  orjson (see ``decode_request`` and ``encode_prediction``);
 * request counts and durations are recorded for every prediction response, including the
   rejected ones.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.wrappers import Response
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 
 from mlship.serving.errors import RequestError
 
@@ -118,14 +119,7 @@ def build_blueprint(
                 status_code=415,
                 reason="UNSUPPORTED_MEDIA_TYPE",
             )
-        try:
-            payload = request.get_json()
-        except BadRequest:
-            # Flask hides the decoder's message unless in debug mode, so decode again
-            # for a message that points to the invalid part of the body.
-            raise RequestError(
-                f"request body is not valid JSON: {_decode_error(request.get_data())}", reason="INVALID_JSON"
-            ) from None
+        payload = decode_request(request.get_data(cache=False))
 
         # Returning the response here skips seldon-core's prediction view. That view calls
         # the same predict_raw(), but it also updates SeldonMetrics through a
@@ -185,11 +179,22 @@ def _encode_other(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _decode_error(body: bytes) -> str:
-    if not body:
-        return "the body is empty"
+def decode_request(body: bytes) -> Any:
+    """Decode a JSON request body with orjson, or with the standard decoder where orjson fails.
+
+    orjson decodes a 1,000-row body in about a third of the standard decoder's time. It
+    rejects what the standard decoder accepts and the validator has a message for
+    (``NaN``, ``Infinity``, ``1e999``), and bodies in UTF-16 or UTF-32, so those take the
+    slower path. A body that neither decodes is an HTTP 400 with the standard decoder's
+    message, which names the line and column.
+    """
     try:
-        json.loads(body)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    if not body:
+        raise RequestError("request body is not valid JSON: the body is empty", reason="INVALID_JSON")
+    try:
+        return json.loads(body)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        return str(error)
-    return "the body could not be decoded"
+        raise RequestError(f"request body is not valid JSON: {error}", reason="INVALID_JSON") from None

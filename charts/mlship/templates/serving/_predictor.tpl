@@ -74,6 +74,10 @@ that is not 100.
               # prometheus-client keeps the metrics of all server workers in this folder.
               - name: PROMETHEUS_MULTIPROC_DIR
                 value: /tmp/prometheus
+              - name: GUNICORN_WORKERS
+                value: {{ $serving.workers | quote }}
+              - name: GUNICORN_THREADS
+                value: {{ $serving.threads | quote }}
             readinessProbe:
               httpGet:
                 path: /health/status
