@@ -51,6 +51,9 @@ CASES = [
     Case("trailing garbage", dump(ndarray([GOOD_ROW])) + "}", 400, "not valid JSON"),
     Case("invalid utf-8", b'{"data": "\xff\xfe"}', 400, "not valid JSON"),
     Case("single quotes", "{'data': {}}", 400, "not valid JSON"),
+    # Deeper than both orjson's limit of 1,024 levels and Python's recursion limit.
+    Case("nested too deeply", "[" * 5_000 + "]" * 5_000, 400, "nested too deeply"),
+    Case("deep value in row", '{"data": {"ndarray": [[' + "[" * 2_000 + "]" * 2_000 + ", 3.5]]}}", 400, "too deeply"),
     Case("no content type", dump(ndarray([GOOD_ROW])), 415, "Content-Type must be application/json", None),
     Case("text plain", dump(ndarray([GOOD_ROW])), 415, "got 'text/plain'", "text/plain"),
     Case("form encoded", "json=" + dump(ndarray([GOOD_ROW])), 415, "Content-Type", "application/x-www-form-urlencoded"),

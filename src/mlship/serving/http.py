@@ -198,3 +198,8 @@ def decode_request(body: bytes) -> Any:
         return json.loads(body)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
         raise RequestError(f"request body is not valid JSON: {error}", reason="INVALID_JSON") from None
+    except RecursionError:
+        # orjson stops at 1,024 levels and the standard decoder at Python's recursion limit.
+        raise RequestError(
+            "request body is nested too deeply: send rows as a list of lists of numbers", reason="INVALID_JSON"
+        ) from None
