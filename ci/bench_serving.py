@@ -634,7 +634,7 @@ def find(results: Results, server: str, payload: str, load: str) -> Measurement 
     return None
 
 
-def loads(payload: str) -> list[str]:
+def load_labels(payload: str) -> list[str]:
     """Return the load labels of one payload's runs, in the order they run."""
     return [f"{connections} conn" for connections in CONCURRENCY] + [f"{RATES[payload]} req/s"]
 
@@ -645,7 +645,7 @@ def format_table(results: Results) -> str:
     header += [f"x {peer}" for peer in peers] + ["overhead ms"]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for payload in BATCH_ROWS:
-        for load in loads(payload):
+        for load in load_labels(payload):
             ours = find(results, "mlship", payload, load)
             for server in ["mlship", *peers]:
                 row = find(results, server, payload, load)

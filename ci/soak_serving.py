@@ -99,7 +99,7 @@ def count_outcomes(results: Path, kinds: dict[bytes, tuple[str, int]]) -> dict[s
     return outcomes
 
 
-def unexpected(outcomes: dict[str, Counter[int]], kinds: dict[bytes, tuple[str, int]]) -> int:
+def count_unexpected(outcomes: dict[str, Counter[int]], kinds: dict[bytes, tuple[str, int]]) -> int:
     expected = dict(kinds.values())
     return sum(count for kind, codes in outcomes.items() for code, count in codes.items() if code != expected[kind])
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # vegeta's own error list also names every 400, which the bad requests expect, so the
     # errors are counted from each result's status (0 where no response came).
-    errors = unexpected(outcomes, kinds)
+    errors = count_unexpected(outcomes, kinds)
     start_total, end_total = sum(start_sizes.values()), sum(end_sizes.values())
     growth = 100.0 * (end_total - start_total) / start_total
     latencies = report["latencies"]
